@@ -1,0 +1,96 @@
+"""The one interface every meta-algorithm implements.
+
+The trainer, evaluator, checkpointing and sweeps only call `meta_loss` and `predict`, so they never
+branch on which algorithm runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from metalearn.errors import ConfigError
+from metalearn.sampling.episode import Episode, EpisodeBatch
+
+BATCH_NORM_MODES = ("transductive", "running")
+
+
+@dataclass
+class StepOutput:
+    """A meta-training step: the loss to backpropagate and metrics to log (floats)."""
+
+    loss: Tensor
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+def task_loss(output: Tensor, target: Tensor, task: str) -> Tensor:
+    """Cross-entropy for classification logits, mean squared error for regression."""
+    return F.cross_entropy(output, target) if task == "classification" else F.mse_loss(output, target)
+
+
+def task_metric(output: Tensor, target: Tensor, task: str) -> Tensor:
+    """Per-episode metric: accuracy (fraction correct) or MSE. output [..., Q, D] -> [...]."""
+    if task == "classification":
+        return (output.argmax(-1) == target).float().mean(-1)
+    return (output - target).pow(2).mean(dim=(-2, -1))
+
+
+def set_batch_norm_mode(module: nn.Module, mode: str) -> None:
+    """Make BatchNorm's behaviour explicit.
+
+    transductive: every forward pass normalises with the statistics of its own batch (each task's
+      support or query set), in training and evaluation alike; no running statistics exist. This is
+      MAML's setting and the one that works under torch.func.vmap.
+    running: standard BatchNorm; batch statistics in training, running averages in evaluation.
+    """
+    if mode not in BATCH_NORM_MODES:
+        raise ConfigError(f"algorithm.batch_norm={mode!r} is invalid: must be one of {', '.join(BATCH_NORM_MODES)}")
+    if mode == "running":
+        return
+    for m in module.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.track_running_stats = False
+            m.running_mean = None
+            m.running_var = None
+            m.num_batches_tracked = None
+
+
+class MetaLearner(nn.Module):
+    """Base class: subclasses implement meta_loss (training) and predict (evaluation).
+
+    task: "classification" or "regression", from the data set.
+    out_dim: n_way for classification, the target size (1) for regression.
+    """
+
+    #: whether the learner supports the task kind; subclasses narrow this
+    tasks: tuple[str, ...] = ("classification", "regression")
+
+    def __init__(self, backbone: nn.Module, task: str, n_way: int) -> None:
+        super().__init__()
+        if task not in self.tasks:
+            raise ConfigError(
+                f"algorithm {type(self).__name__} does not support {task} data; it supports {', '.join(self.tasks)}"
+            )
+        self.backbone = backbone
+        self.task = task
+        self.n_way = n_way
+        self.out_dim = n_way if task == "classification" else 1
+
+    def meta_loss(self, batch: EpisodeBatch) -> StepOutput:
+        raise NotImplementedError
+
+    def predict(self, episode: Episode) -> Tensor:
+        """Adapt on the support set and return outputs for the query set ([Q, n_way] logits or [Q, 1])."""
+        raise NotImplementedError
+
+    def predict_batch(self, batch: EpisodeBatch) -> Tensor:
+        """Outputs for every episode of a batch, [B, Q, D]; learners may batch this."""
+        return torch.stack([self.predict(episode) for episode in batch.episodes()])
+
+    def step_metrics(self, losses: Tensor, outputs: Tensor, targets: Tensor) -> dict[str, float]:
+        """Training metrics of a meta-batch: mean query loss and accuracy or MSE."""
+        key = "accuracy" if self.task == "classification" else "mse"
+        return {"loss": float(losses.mean()), key: float(task_metric(outputs.detach(), targets, self.task).mean())}

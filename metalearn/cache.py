@@ -1,0 +1,28 @@
+"""Where built data sets are cached, and the keys that say when a cache is stale."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+
+def default_cache_dir() -> Path:
+    """$METALEARN_CACHE if set, else ~/.cache/metalearn."""
+    return Path(os.environ.get("METALEARN_CACHE", Path.home() / ".cache" / "metalearn")).expanduser()
+
+
+def settings_key(settings: dict[str, Any]) -> str:
+    """A short stable hash of build settings (and source checksums), used in cache file names."""
+    blob = json.dumps(settings, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,1 @@
+"""Schemas of the config groups, one module per group."""

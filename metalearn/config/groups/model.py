@@ -1,0 +1,30 @@
+"""Schemas of the `model` group."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import List
+
+from metalearn.config.schema import Schema, at_least
+
+
+# --- model --------------------------------------------------------------------------------------
+@dataclass
+class Conv4Config(Schema):
+    _target_: str = "metalearn.models.conv4.Conv4"
+    hidden_channels: int = 64
+    num_blocks: int = 4
+
+    def check(self, prefix: str) -> None:
+        at_least(f"{prefix}.hidden_channels", self.hidden_channels, 1)
+        at_least(f"{prefix}.num_blocks", self.num_blocks, 1)
+
+
+@dataclass
+class MLPConfig(Schema):
+    _target_: str = "metalearn.models.mlp.MLP"
+    hidden_sizes: List[int] = field(default_factory=lambda: [40, 40])
+
+    def check(self, prefix: str) -> None:
+        for i, size in enumerate(self.hidden_sizes):
+            at_least(f"{prefix}.hidden_sizes[{i}]", size, 1)

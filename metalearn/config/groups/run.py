@@ -1,0 +1,55 @@
+"""Schemas of the `device` and `trainer` groups and the top-level keys."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from metalearn.config.schema import Schema, at_least, one_of, positive
+
+
+# --- device and trainer -------------------------------------------------------------------------
+@dataclass
+class DeviceConfig(Schema):
+    name: str = "auto"
+    index: Optional[int] = None
+    deterministic: bool = False
+
+    def check(self, prefix: str) -> None:
+        one_of(f"{prefix}.name", self.name, ("auto", "cpu", "cuda", "mps"))
+
+
+@dataclass
+class TrainerConfig(Schema):
+    _target_: str = "metalearn.training.trainer.Trainer"
+    iterations: int = 1000
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    val_interval: int = 250
+    checkpoint_interval: int = 500
+    log_interval: int = 50
+    grad_clip: Optional[float] = None
+    progress: bool = True
+
+    def check(self, prefix: str) -> None:
+        at_least(f"{prefix}.iterations", self.iterations, 0)
+        one_of(f"{prefix}.optimizer", self.optimizer, ("adam", "sgd"))
+        positive(f"{prefix}.lr", self.lr)
+        at_least(f"{prefix}.weight_decay", self.weight_decay, 0)
+        for key in ("val_interval", "checkpoint_interval", "log_interval"):
+            at_least(f"{prefix}.{key}", getattr(self, key), 1)
+        if self.grad_clip is not None:
+            positive(f"{prefix}.grad_clip", self.grad_clip)
+
+
+
+
+@dataclass
+class TopLevel(Schema):
+    mode: str = "train"
+    seed: int = 0
+    checkpoint: Optional[str] = None
+
+    def check(self, prefix: str) -> None:
+        one_of("mode", self.mode, ("train", "eval"))

@@ -1,0 +1,34 @@
+"""Structured-config schemas, one dataclass per `_target_`.
+
+Each schema gives the keys, their types and defaults; `check` rejects impossible values with a message
+that names the key, the value and what is allowed. The schemas live in metalearn/config/groups/, one
+module per group; a new component adds its dataclass there and lists it in registry.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from metalearn.errors import ConfigError
+
+
+def at_least(key: str, value: Any, low: float) -> None:
+    if value < low:
+        raise ConfigError(f"{key}={value} is invalid: must be at least {low}")
+
+
+def positive(key: str, value: float) -> None:
+    if not value > 0:
+        raise ConfigError(f"{key}={value} is invalid: must be greater than 0")
+
+
+def one_of(key: str, value: Any, options: tuple[str, ...]) -> None:
+    if value not in options:
+        raise ConfigError(f"{key}={value!r} is invalid: must be one of {', '.join(options)}")
+
+
+class Schema:
+    """Base: `check(prefix)` validates values once types and keys are known to be right."""
+
+    def check(self, prefix: str) -> None:  # noqa: D401 - overridden where values have limits
+        return None

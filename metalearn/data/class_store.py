@@ -1,0 +1,94 @@
+"""One split of a classification data set, held in memory as a single uint8 tensor.
+
+Sampling an episode is tensor indexing into `images`; nothing is decoded per episode.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+from metalearn.errors import DataError
+
+
+@dataclass
+class ClassStore:
+    """Images of one split grouped by class.
+
+    images: uint8 [N, C, H, W]; the images of class c are images[class_offsets[c]:class_offsets[c+1]].
+    """
+
+    images: Tensor
+    class_offsets: Tensor
+    class_names: list[str]
+
+    def __post_init__(self) -> None:
+        if self.images.dtype != torch.uint8 or self.images.dim() != 4:
+            raise DataError(f"ClassStore images must be uint8 [N, C, H, W], got {self.images.dtype} {tuple(self.images.shape)}")
+        offsets = self.class_offsets = self.class_offsets.to(torch.long)
+        if offsets.dim() != 1 or len(offsets) != len(self.class_names) + 1:
+            raise DataError("ClassStore class_offsets must have one entry per class plus one")
+        if offsets[0] != 0 or offsets[-1] != len(self.images) or bool((offsets[1:] < offsets[:-1]).any()):
+            raise DataError("ClassStore class_offsets must rise from 0 to the number of images")
+
+    @classmethod
+    def from_classes(cls, per_class: Sequence[Tensor], class_names: Sequence[str]) -> "ClassStore":
+        """Concatenate per-class uint8 image tensors [n_c, C, H, W] into one store."""
+        counts = torch.tensor([0] + [len(x) for x in per_class], dtype=torch.long)
+        return cls(torch.cat(list(per_class)), torch.cumsum(counts, 0), list(class_names))
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def class_sizes(self) -> Tensor:
+        return self.class_offsets[1:] - self.class_offsets[:-1]
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.images.shape[1:])  # type: ignore[return-value]
+
+    def subset(self, class_indices: Sequence[int]) -> "ClassStore":
+        """A new store holding only the given classes, in the given order."""
+        per_class = [self.images[self.class_offsets[c] : self.class_offsets[c + 1]] for c in class_indices]
+        return ClassStore.from_classes(per_class, [self.class_names[c] for c in class_indices])
+
+    def save(self, path: Path) -> None:
+        """Write atomically, so an interrupted write never leaves a broken cache file."""
+        from metalearn.io import atomic_torch_save
+
+        atomic_torch_save(
+            {"images": self.images, "class_offsets": self.class_offsets, "class_names": self.class_names}, path
+        )
+
+    @classmethod
+    def load(cls, path: Path) -> "ClassStore":
+        try:
+            blob = torch.load(path, map_location="cpu", weights_only=True)
+            return cls(blob["images"], blob["class_offsets"], list(blob["class_names"]))
+        except Exception as exc:  # any corruption: the caller rebuilds
+            raise DataError(f"cached data file {path} is unreadable ({exc}); delete it to rebuild") from exc
+
+
+@dataclass
+class SplitData:
+    """What a classification data set provides: one ClassStore per split."""
+
+    train: ClassStore
+    val: ClassStore
+    test: ClassStore
+    name: str
+
+    task: str = "classification"
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return self.train.image_shape
+
+    def split(self, name: str) -> ClassStore:
+        return {"train": self.train, "val": self.val, "test": self.test}[name]

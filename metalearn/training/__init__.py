@@ -1,0 +1,1 @@
+"""Meta-training loop, evaluation protocol and checkpoints."""
