@@ -82,6 +82,18 @@ class MetaLearner(nn.Module):
     def meta_loss(self, batch: EpisodeBatch) -> StepOutput:
         raise NotImplementedError
 
+    def set_progress(self, iteration: int, total: int) -> None:
+        """Called before each meta-iteration (1-based); for schedules such as derivative-order annealing."""
+
+    def outer_update(self, out: StepOutput, optimizer: torch.optim.Optimizer, grad_clip: float | None) -> None:
+        """Apply one outer update from `out`. The default backpropagates the meta-loss and steps the optimiser;
+        algorithms whose outer update is not a loss gradient (Reptile) override this one hook."""
+        optimizer.zero_grad(set_to_none=True)
+        out.loss.backward()
+        if grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(self.parameters(), grad_clip)
+        optimizer.step()
+
     def predict(self, episode: Episode) -> Tensor:
         """Adapt on the support set and return outputs for the query set ([Q, n_way] logits or [Q, 1])."""
         raise NotImplementedError

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Optional, Sequence
 
 import torch
 from torch import Tensor
@@ -85,6 +85,8 @@ class SplitData:
     name: str
 
     task: str = "classification"
+    #: per-image training augmentation on float batches [..., C, H, W] in [0, 1]; never used in evaluation
+    train_transform: Optional[Callable[[Tensor, torch.Generator], Tensor]] = None
 
     @property
     def input_shape(self) -> tuple[int, int, int]:

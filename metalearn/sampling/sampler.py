@@ -57,7 +57,7 @@ class EpisodeSampler:
         self.classification = data.task == "classification"
         self.generator = torch.Generator().manual_seed(seed)
         self.device = torch.device("cpu")
-        self.train_transform: Callable[[Tensor, torch.Generator], Tensor] | None = None
+        self.train_transform: Callable[[Tensor, torch.Generator], Tensor] | None = getattr(data, "train_transform", None)
         self._fixed: dict[str, Any] = {}
         if self.classification:
             self._check_sizes(data)

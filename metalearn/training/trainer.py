@@ -41,6 +41,8 @@ class Trainer:
         checkpoint_interval: int = 500,
         log_interval: int = 50,
         grad_clip: float | None = None,
+        scheduler: str = "none",
+        min_lr: float = 0.0,
         progress: bool = True,
     ) -> None:
         if optimizer not in OPTIMIZERS:
@@ -49,6 +51,7 @@ class Trainer:
         self.optimizer_name, self.lr, self.weight_decay = optimizer, lr, weight_decay
         self.val_interval, self.checkpoint_interval, self.log_interval = val_interval, checkpoint_interval, log_interval
         self.grad_clip = grad_clip
+        self.scheduler_name, self.min_lr = scheduler, min_lr
         self.progress = progress
 
     def fit(
@@ -58,6 +61,11 @@ class Trainer:
         ckpt_dir = run_dir / "checkpoints"
         metrics_path = run_dir / "metrics.jsonl"
         optimizer = OPTIMIZERS[self.optimizer_name](learner.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        scheduler = (
+            torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(self.iterations, 1), eta_min=self.min_lr)
+            if self.scheduler_name == "cosine"
+            else None
+        )
         metric = "accuracy" if learner.task == "classification" else "mse"
         better = (lambda a, b: a > b) if metric == "accuracy" else (lambda a, b: a < b)
         best_val: float | None = None
@@ -68,7 +76,8 @@ class Trainer:
         def checkpoint(name: str, iteration: int) -> None:
             save_checkpoint(
                 ckpt_dir / name, config=config_yaml, choices=choices, learner=learner.state_dict(), optimizer=optimizer.state_dict(),
-                sampler=sampler.state_dict(), rng=rng_state(), iteration=iteration,
+                sampler=sampler.state_dict(), rng=rng_state(),
+                scheduler=scheduler.state_dict() if scheduler is not None else None, iteration=iteration,
                 best_val=best_val, best_iteration=best_iteration,
             )
 
@@ -76,17 +85,16 @@ class Trainer:
         bar = tqdm(total=self.iterations, desc="meta-train", unit="it", disable=not self.progress)
         for iteration in range(1, self.iterations + 1):
             batch = sampler.train_batch()
+            learner.set_progress(iteration, self.iterations)
             out = learner.meta_loss(batch)
             if not torch.isfinite(out.loss):
                 raise MetalearnError(
                     f"training diverged: the {type(learner).__name__} loss is {float(out.loss)} at iteration {iteration}; "
                     f"the last good checkpoint is in {ckpt_dir} (try a lower trainer.lr or trainer.grad_clip)"
                 )
-            optimizer.zero_grad(set_to_none=True)
-            out.loss.backward()
-            if self.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(learner.parameters(), self.grad_clip)
-            optimizer.step()
+            learner.outer_update(out, optimizer, self.grad_clip)
+            if scheduler is not None:
+                scheduler.step()
             for key, value in out.metrics.items():
                 window.setdefault(key, []).append(value)
             bar.update(1)

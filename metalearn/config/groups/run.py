@@ -30,6 +30,8 @@ class TrainerConfig(Schema):
     checkpoint_interval: int = 500
     log_interval: int = 50
     grad_clip: Optional[float] = None
+    scheduler: str = "none"
+    min_lr: float = 0.0
     progress: bool = True
 
     def check(self, prefix: str) -> None:
@@ -41,6 +43,8 @@ class TrainerConfig(Schema):
             at_least(f"{prefix}.{key}", getattr(self, key), 1)
         if self.grad_clip is not None:
             positive(f"{prefix}.grad_clip", self.grad_clip)
+        one_of(f"{prefix}.scheduler", self.scheduler, ("none", "cosine"))
+        at_least(f"{prefix}.min_lr", self.min_lr, 0)
 
 
 
