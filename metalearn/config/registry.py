@@ -12,7 +12,7 @@ def _by_target(*schemas: type[Schema]) -> dict[str, type[Schema]]:
 
 # Per group with `_target_`: a node is validated against the schema of its target.
 SCHEMAS: dict[str, dict[str, type[Schema]]] = {
-    "dataset": _by_target(dataset.GlyphsConfig, dataset.SinusoidConfig),
+    "dataset": _by_target(dataset.GlyphsConfig, dataset.SinusoidConfig, dataset.OmniglotConfig),
     "sampler": _by_target(sampler.EpisodicSamplerConfig),
     "algorithm": _by_target(algorithm.ProtoNetConfig, algorithm.MAMLConfig),
     "model": _by_target(model.Conv4Config, model.MLPConfig),
