@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from metalearn.config.groups import algorithm, dataset, model, run, sampler
+from metalearn.config.groups import image_data
 from metalearn.config.schema import Schema
 
 
@@ -12,12 +13,12 @@ def _by_target(*schemas: type[Schema]) -> dict[str, type[Schema]]:
 
 # Per group with `_target_`: a node is validated against the schema of its target.
 SCHEMAS: dict[str, dict[str, type[Schema]]] = {
-    "dataset": _by_target(dataset.GlyphsConfig, dataset.SinusoidConfig, dataset.OmniglotConfig),
+    "dataset": _by_target(dataset.GlyphsConfig, dataset.SinusoidConfig, dataset.OmniglotConfig, *image_data.SCHEMAS),
     "sampler": _by_target(sampler.EpisodicSamplerConfig),
     "algorithm": _by_target(algorithm.ProtoNetConfig, algorithm.MAMLConfig),
     "model": _by_target(model.Conv4Config, model.MLPConfig),
     "trainer": _by_target(run.TrainerConfig),
 }
 # Groups without a target: one fixed schema each.
-FIXED_SCHEMAS: dict[str, type[Schema]] = {"device": run.DeviceConfig}
+FIXED_SCHEMAS: dict[str, type[Schema]] = {"device": run.DeviceConfig, "eval": run.EvalConfig}
 TopLevel = run.TopLevel
