@@ -25,7 +25,9 @@ SAVED_GROUPS = ("dataset", "sampler", "algorithm", "model")
 def eval_config(cfg: DictConfig, overrides: list[str], saved_yaml: str) -> DictConfig:
     """The checkpoint's config, with this command's device/trainer and its explicit key overrides on top."""
     saved = OmegaConf.create(saved_yaml)
-    merged = OmegaConf.merge(saved, {"device": cfg.device, "trainer": cfg.trainer, "mode": "eval", "checkpoint": cfg.checkpoint})
+    merged = OmegaConf.merge(
+        saved, {"device": cfg.device, "trainer": cfg.trainer, "eval": cfg.eval, "mode": "eval", "checkpoint": cfg.checkpoint}
+    )
     for override in OverridesParser.create().parse_overrides(overrides):
         key = override.key_or_group
         if key in SAVED_GROUPS:
@@ -93,16 +95,26 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str], choices: dict[str,
         first = str(exc).splitlines()[0]
         raise CheckpointError(f"checkpoint {checkpoint_path} does not fit this model/algorithm config: {first}") from None
 
-    result = evaluate(learner, sampler, "test", progress=bool(cfg.trainer.progress))
+    if cfg.eval.protocol == "omniglot_runs":
+        from metalearn.evaluation.omniglot_runs import evaluate_runs
+
+        scored = evaluate_runs(cfg, data, device, checkpoint["learner"], checkpoint_path)
+    else:
+        result = evaluate(learner, sampler, "test", progress=bool(cfg.trainer.progress))
+        scored = {
+            "metric": result.metric,
+            "mean": result.mean,
+            "ci95": result.ci95,
+            "episodes": result.episodes,
+            "n_way": sampler.n_way if sampler.classification else None,
+            "k_shot": sampler.k_shot,
+            "q_query": sampler.q_query,
+            "summary": describe(result, sampler),
+        }
+    summary_line = scored.pop("summary")
     results = {
         "mode": cfg.mode,
-        "metric": result.metric,
-        "mean": result.mean,
-        "ci95": result.ci95,
-        "episodes": result.episodes,
-        "n_way": sampler.n_way if sampler.classification else None,
-        "k_shot": sampler.k_shot,
-        "q_query": sampler.q_query,
+        **scored,
         "algorithm": choices.get("algorithm"),
         "dataset": choices.get("dataset"),
         "model": choices.get("model"),
@@ -111,7 +123,7 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str], choices: dict[str,
         "checkpoint": str(checkpoint_path),
         **summary,
         "wall_time_s": round(time.perf_counter() - started, 2),
-        "summary": describe(result, sampler),
+        "summary": summary_line,
     }
     atomic_write_json(results, run_dir / "results.json")
     print(results["summary"], flush=True)

@@ -20,5 +20,5 @@ SCHEMAS: dict[str, dict[str, type[Schema]]] = {
     "trainer": _by_target(run.TrainerConfig),
 }
 # Groups without a target: one fixed schema each.
-FIXED_SCHEMAS: dict[str, type[Schema]] = {"device": run.DeviceConfig}
+FIXED_SCHEMAS: dict[str, type[Schema]] = {"device": run.DeviceConfig, "eval": run.EvalConfig}
 TopLevel = run.TopLevel

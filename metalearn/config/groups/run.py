@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from metalearn.config.schema import Schema, at_least, one_of, positive
+from metalearn.errors import ConfigError
 
 
 # --- device and trainer -------------------------------------------------------------------------
@@ -47,6 +48,22 @@ class TrainerConfig(Schema):
         at_least(f"{prefix}.min_lr", self.min_lr, 0)
 
 
+
+
+@dataclass
+class EvalConfig(Schema):
+    """How the final model is scored: the sampler's fixed test episodes, or Lake et al.'s one-shot runs."""
+
+    protocol: str = "episodes"
+    runs_dir: Optional[str] = None
+
+    def check(self, prefix: str) -> None:
+        one_of(f"{prefix}.protocol", self.protocol, ("episodes", "omniglot_runs"))
+        if self.protocol == "omniglot_runs" and not self.runs_dir:
+            raise ConfigError(
+                f"{prefix}.protocol=omniglot_runs needs {prefix}.runs_dir=DIR: the folder holding run01..run20 "
+                f"(Lake et al.'s one-shot runs) or the path of all_runs.zip"
+            )
 
 
 @dataclass
