@@ -37,9 +37,9 @@ def discover(root: Path) -> tuple[bool, list[Path]]:
         raise DataError(f"dataset.root={root} is not a folder; point it at a folder with one sub-folder per class")
     present = [s for s in SPLITS if (root / s).is_dir()]
     if present and len(present) < 3:
-        missing = ", ".join(str(root / s) for s in SPLITS if s not in present)
+        missing = " or ".join(str(root / s) for s in SPLITS if s not in present)
         raise DataError(
-            f"{root} has {', '.join(present)}/ but not {missing}: give all of train/, val/ and test/ "
+            f"{root} has {' and '.join(s + '/' for s in present)} but no {missing}: give all of train/, val/ and test/ "
             "(each with one sub-folder per class), or none of them to split the classes by dataset.split_fractions"
         )
     if present:
