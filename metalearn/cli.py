@@ -1,16 +1,28 @@
-"""The `metalearn` command (and `python -m metalearn`): a Hydra app over conf/."""
+"""The `metalearn` command (and `python -m metalearn`): a Hydra app over conf/.
+
+Every failure ends in one `Error: ...` line on stderr and a non-zero exit, never a traceback (set
+HYDRA_FULL_ERROR=1 for one): our own errors (exit 2), Hydra's composition errors (exit 2), file-system
+errors and, as a last resort, unexpected ones (exit 1). SIGINT / SIGTERM stop training at a safe point
+with a checkpoint and the command that resumes (exit 130 / 143).
+"""
 
 from __future__ import annotations
 
 import os
+import re
 import sys
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from metalearn.errors import MetalearnError
+
+# A resumed run keeps its original .hydra/ (config, overrides); the resuming command's go beside them.
+_RESUME_SUBDIR = ".hydra/resume-{stamp}"
 
 
 def config_dir() -> Path:
@@ -22,19 +34,140 @@ def config_dir() -> Path:
     raise RuntimeError(f"metalearn's configs are missing: looked in {here.parent / 'conf'} and {here / 'conf'}")
 
 
+def _full_errors() -> bool:
+    return os.environ.get("HYDRA_FULL_ERROR") == "1"
+
+
+def _fail(message: str, code: int) -> None:
+    print(f"Error: {message}", file=sys.stderr, flush=True)
+    sys.exit(code)
+
+
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
 def _app(cfg: DictConfig) -> None:
     from metalearn.run import run  # imported here so --help stays fast
+    from metalearn.training.interrupt import Interrupted, handle_signals
+    from metalearn.training.resume import resume_command
 
     hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
     try:
-        run(cfg, Path(hydra_cfg.runtime.output_dir), list(hydra_cfg.overrides.task), dict(hydra_cfg.runtime.choices))
-    except MetalearnError as exc:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        with handle_signals():
+            run(cfg, run_dir, list(hydra_cfg.overrides.task), dict(hydra_cfg.runtime.choices))
+    except Interrupted as exc:
+        if _full_errors():
             raise
-        print(f"Error: {exc}", file=sys.stderr, flush=True)
-        sys.exit(2)
+        trained = (run_dir / "checkpoints" / "last.pt").is_file() and cfg.mode == "train"
+        what = exc.message or "stopped before any checkpoint was written"
+        hint = f"; resume with: {resume_command(run_dir)}" if trained else ""
+        print(f"Interrupted by {exc.signal_name}: {what}{hint}", file=sys.stderr, flush=True)
+        sys.exit(exc.exit_code)
+    except MetalearnError as exc:
+        if _full_errors():
+            raise
+        _fail(str(exc), 2)
+    except OSError as exc:  # a file-system problem outside our own checks (full disk, permissions)
+        if _full_errors():
+            raise
+        where = f" {exc.filename}" if exc.filename else ""
+        _fail(f"cannot access{where}: {exc.strerror or exc}", 2)
+    except Exception as exc:  # a bug: still one line by default, the traceback on request
+        if _full_errors():
+            raise
+        first = (str(exc).splitlines() or [""])[0]
+        _fail(f"unexpected {type(exc).__name__}: {first} (set HYDRA_FULL_ERROR=1 for the traceback; please report it)", 1)
+
+
+# --- Hydra's own errors (bad override syntax, unknown group option, unknown key), as one line ------------
+def _hydra_message(exc: BaseException) -> str:
+    from hydra.errors import MissingConfigException, OverrideParseException
+
+    text = str(exc)
+    found = re.search(r"Could not find '([^']+)/([^'/]+)'", text)
+    if isinstance(exc, MissingConfigException) and found:
+        group, option = found.groups()
+        options = ", ".join(exc.options or [])
+        return f"{group}={option} is not an option of {group}" + (f"; choose one of: {options}" if options else "")
+    if isinstance(exc, OverrideParseException):
+        return f"cannot parse the override {exc.override!r}: {text.splitlines()[0]} (see metalearn --help)"
+    found = re.search(r"Could not override '([^']+)'", text)
+    if found:
+        cause = str(exc.__cause__ or "").splitlines()
+        reason = cause[0] if cause else ""
+        if "not in struct" in reason:
+            return f"{found.group(1)} is not a known key; metalearn --help lists the keys"
+        return f"cannot set {found.group(1)}: {reason or text.splitlines()[0]}"
+    lines = [line.strip() for line in text.split("\n\n")[0].splitlines() if line.strip()]
+    return "; ".join(lines) or type(exc).__name__
+
+
+def _run_and_report(original: Any) -> Any:
+    def wrapped(func: Any) -> Any:
+        from hydra.errors import CompactHydraException
+
+        def guarded() -> Any:
+            try:
+                return func()
+            except CompactHydraException as exc:
+                if _full_errors():
+                    raise
+                _fail(_hydra_message(exc), 2)  # SystemExit passes through Hydra's `except Exception`
+            except OSError as exc:  # Hydra creating the run directory or writing .hydra/
+                if _full_errors():
+                    raise
+                _fail(
+                    f"cannot write to the output directory {exc.filename}: {exc.strerror or exc}; "
+                    "choose another with hydra.run.dir=PATH", 2,
+                )
+
+        return original(guarded)  # anything else: Hydra's own report
+
+    return wrapped
+
+
+def _compact_hydra_errors() -> None:
+    """Route Hydra's composition errors through `_hydra_message` (guarded: a newer Hydra keeps its own)."""
+    try:
+        from hydra._internal import utils as hydra_utils
+    except ImportError:  # pragma: no cover
+        return
+    original = getattr(hydra_utils, "run_and_report", None)
+    if original is not None and not getattr(original, "_metalearn", False):
+        wrapped = _run_and_report(original)
+        wrapped._metalearn = True  # type: ignore[attr-defined]
+        hydra_utils.run_and_report = wrapped
+
+
+# --- resume: run in the stopped run's directory, keep its .hydra/ --------------------------------------
+def _resume_argv(argv: list[str]) -> list[str]:
+    """`resume=PATH` runs in PATH's run directory; any resume keeps the run's original .hydra/ files."""
+    from metalearn.training.resume import run_dir_of
+
+    def value(key: str) -> str | None:
+        for arg in argv:
+            found = re.fullmatch(rf"\+{{0,2}}{re.escape(key)}=(.*)", arg)
+            if found:
+                return found.group(1).strip("'\"")
+        return None
+
+    resume, trainer_resume = value("resume"), value("trainer.resume")
+    if not (resume not in (None, "", "null") or (trainer_resume or "").lower() == "true"):
+        return argv
+    extra = []
+    if resume not in (None, "", "null") and value("hydra.run.dir") is None:
+        assert resume is not None
+        if not Path(resume).expanduser().exists():
+            _fail(f"resume={resume}: no such file or directory; give the run directory of the run to continue", 2)
+        try:
+            extra.append(f"hydra.run.dir={run_dir_of(resume)}")
+        except MetalearnError as exc:
+            _fail(str(exc), 2)
+    if value("hydra.output_subdir") is None:
+        extra.append(f"hydra.output_subdir={_RESUME_SUBDIR.format(stamp=datetime.now().strftime('%Y-%m-%d_%H-%M-%S'))}")
+    return argv + extra
 
 
 def main() -> None:
+    _compact_hydra_errors()
+    sys.argv = [sys.argv[0], *_resume_argv(sys.argv[1:])]
     _app()

@@ -12,11 +12,12 @@ from omegaconf import DictConfig, OmegaConf
 from metalearn.build import build
 from metalearn.config import validate_config
 from metalearn.device import resolve_device
-from metalearn.errors import CheckpointError, ConfigError, MetalearnError
+from metalearn.errors import ConfigError, MetalearnError
 from metalearn.io import atomic_write_json
 from metalearn.seeding import seed_everything
-from metalearn.training.checkpoint import load_checkpoint
+from metalearn.training.checkpoint import load_checkpoint, load_state_checked
 from metalearn.training.evaluator import evaluate
+from metalearn.training.resume import find_resume_source, resumed_config
 
 # Groups that define what a checkpoint holds; in mode=eval they come from the checkpoint.
 SAVED_GROUPS = ("dataset", "sampler", "algorithm", "model")
@@ -40,7 +41,7 @@ def eval_config(cfg: DictConfig, overrides: list[str], saved_yaml: str) -> DictC
     return merged  # type: ignore[return-value]
 
 
-def _prepare_dir(run_dir: Path, mode: str) -> None:
+def _prepare_dir(run_dir: Path, mode: str, resuming: bool = False) -> None:
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         probe = run_dir / ".write-test"
@@ -48,9 +49,17 @@ def _prepare_dir(run_dir: Path, mode: str) -> None:
         probe.unlink()
     except OSError as exc:
         raise MetalearnError(f"cannot write to the output directory {run_dir}: {exc.strerror}; choose another with hydra.run.dir=PATH") from None
-    clash = run_dir / ("metrics.jsonl" if mode == "train" else "results.json")
-    if clash.exists() or (run_dir / "results.json").exists():
-        raise MetalearnError(f"{run_dir} already holds a run's outputs; choose a new directory with hydra.run.dir=PATH")
+    if resuming:
+        if (run_dir / "results.json").exists():
+            raise MetalearnError(f"the run in {run_dir} has already finished (see its results.json); nothing to resume")
+        return
+    # A new run never writes over another run's outputs; mode=eval never writes into a training run's directory.
+    clashes = ("metrics.jsonl", "results.json", "checkpoints")
+    if any((run_dir / name).exists() for name in clashes):
+        raise MetalearnError(
+            f"{run_dir} already holds a run's outputs; choose a new directory with hydra.run.dir=PATH "
+            "(or continue a stopped training run with trainer.resume=true)"
+        )
 
 
 def describe(result: Any, sampler: Any, split: str = "test") -> str:
@@ -69,7 +78,12 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str], choices: dict[str,
         cfg = eval_config(cfg, overrides, checkpoint["config"])
         validate_config(cfg)
         choices = {**choices, **{k: v for k, v in checkpoint.get("choices", {}).items() if k in SAVED_GROUPS}}
-    _prepare_dir(run_dir, cfg.mode)
+    resume_path, resume_blob, resuming = None, None, cfg.mode == "train" and bool(cfg.trainer.get("resume") or cfg.get("resume"))
+    if resuming:
+        resume_path, resume_blob = find_resume_source(cfg, Path(run_dir))
+        cfg, choices = resumed_config(cfg, overrides, choices, Path(run_dir), resume_blob, resume_path or Path(run_dir))
+        validate_config(cfg)
+    _prepare_dir(run_dir, cfg.mode, resuming)
 
     seed_everything(cfg.seed, cfg.device.deterministic)
     device = resolve_device(cfg.device.name, cfg.device.index)
@@ -82,18 +96,14 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str], choices: dict[str,
     summary: dict[str, Any] = {}
     if cfg.mode == "train":
         config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
-        fit = trainer.fit(learner, sampler, run_dir, config_yaml, choices)
+        fit = trainer.fit(learner, sampler, run_dir, config_yaml, choices, resume_from=resume_blob, resume_path=resume_path)
         checkpoint_path = run_dir / "checkpoints" / "best.pt"
         checkpoint = load_checkpoint(checkpoint_path)
         summary = {"iterations": fit.iterations, "best_iteration": fit.best_iteration, f"best_val_{fit.metric}": fit.best_val}
     else:
         checkpoint_path = Path(cfg.checkpoint)
     assert checkpoint is not None
-    try:
-        learner.load_state_dict(checkpoint["learner"])
-    except (RuntimeError, KeyError) as exc:
-        first = str(exc).splitlines()[0]
-        raise CheckpointError(f"checkpoint {checkpoint_path} does not fit this model/algorithm config: {first}") from None
+    load_state_checked(learner, checkpoint.get("learner"), checkpoint_path)
 
     if cfg.eval.protocol == "omniglot_runs":
         from metalearn.evaluation.omniglot_runs import evaluate_runs

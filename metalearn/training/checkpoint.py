@@ -6,15 +6,18 @@ rebuild the exact data set, model and algorithm it was trained with.
 
 from __future__ import annotations
 
+import io
 import random
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from metalearn.errors import CheckpointError
-from metalearn.io import atomic_torch_save
+from metalearn.io import atomic_write
+from metalearn.training.faults import write_fault
 
 FORMAT = "metalearn-checkpoint"
 VERSION = 1
@@ -48,8 +51,50 @@ def _as_tuple(value: Any) -> Any:
     return tuple(_as_tuple(v) for v in value) if isinstance(value, (list, tuple)) else value
 
 
-def save_checkpoint(path: Path, **payload: Any) -> None:
-    atomic_torch_save({"format": FORMAT, "version": VERSION, **payload}, path)
+def save_checkpoint(path: Path, fault_point: str | None = None, **payload: Any) -> None:
+    """Write atomically (temporary file, fsync, rename, fsync of the folder): a crash at any moment
+    leaves either the previous file or the new one, never a broken one. `fault_point` names the point
+    for the test hooks of metalearn.training.faults (fired halfway through the bytes)."""
+    buffer = io.BytesIO()
+    torch.save({"format": FORMAT, "version": VERSION, **payload}, buffer)
+    data = buffer.getbuffer()
+
+    def write(handle: Any) -> None:
+        half = len(data) // 2
+        handle.write(data[:half])
+        if fault_point is not None:
+            handle.flush()
+            write_fault(fault_point, int(payload.get("iteration", -1)), path)
+        handle.write(data[half:])
+
+    atomic_write(Path(path), write)
+
+
+def require(blob: dict[str, Any], path: str | Path, keys: tuple[str, ...], purpose: str) -> None:
+    """A CheckpointError naming the file and the missing entries when `blob` lacks what `purpose` needs."""
+    missing = [k for k in keys if k not in blob]
+    if missing:
+        raise CheckpointError(f"checkpoint {path} cannot be used to {purpose}: it has no {', '.join(missing)}")
+
+
+def load_state_checked(module: nn.Module, state: Any, path: str | Path, hint: str = "") -> None:
+    """load_state_dict, but a mismatch names the file and the differing entries instead of a torch dump."""
+    own = module.state_dict()
+    if not isinstance(state, dict):
+        raise CheckpointError(f"checkpoint {path} holds no model state")
+    problems = [f"missing {k}" for k in own if k not in state]
+    problems += [f"unexpected {k}" for k in state if k not in own]
+    problems += [
+        f"{k} has shape {list(state[k].shape)} in the checkpoint but {list(v.shape)} here"
+        for k, v in own.items()
+        if k in state and hasattr(state[k], "shape") and tuple(state[k].shape) != tuple(v.shape)
+    ]
+    if problems:
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise CheckpointError(
+            f"checkpoint {path} does not fit this model/algorithm: {'; '.join(problems[:3])}{more}{hint}"
+        )
+    module.load_state_dict(state)
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -34,6 +34,7 @@ class TrainerConfig(Schema):
     scheduler: str = "none"
     min_lr: float = 0.0
     progress: bool = True
+    resume: bool = False
 
     def check(self, prefix: str) -> None:
         at_least(f"{prefix}.iterations", self.iterations, 0)
@@ -71,6 +72,7 @@ class TopLevel(Schema):
     mode: str = "train"
     seed: int = 0
     checkpoint: Optional[str] = None
+    resume: Optional[str] = None
 
     def check(self, prefix: str) -> None:
         one_of("mode", self.mode, ("train", "eval"))
