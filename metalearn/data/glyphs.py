@@ -100,7 +100,7 @@ def load_glyphs(
     test_classes: int = 400,
     images_per_class: int = 20,
     image_size: int = 28,
-    jitter: float = 0.035,
+    jitter: float = 0.09,
     seed: int = 0,
     cache_dir: str | None = None,
 ) -> SplitData:
