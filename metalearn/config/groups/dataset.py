@@ -18,7 +18,7 @@ class GlyphsConfig(Schema):
     test_classes: int = 400
     images_per_class: int = 20
     image_size: int = 28
-    jitter: float = 0.035
+    jitter: float = 0.09
     seed: int = 0
     cache_dir: Optional[str] = None
 
