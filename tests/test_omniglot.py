@@ -168,7 +168,8 @@ def test_missing_data_names_every_place_and_the_fix(tmp_path: Path) -> None:
 
 
 def test_config_rejects_impossible_values() -> None:
-    for bad in (dict(split="bogus"), dict(image_size=200), dict(rotations=[45]), dict(augment="flip"), dict(val_alphabets=0)):
+    for bad in (dict(split="bogus"), dict(image_size=200), dict(rotations=[45]), dict(augment="flip"), dict(val_alphabets=0),
+                dict(val_alphabets=3)):  # with the default split=vinyals
         with pytest.raises(ConfigError, match=f"dataset.{next(iter(bad))}="):
             OmniglotConfig(**bad).check("dataset")  # type: ignore[arg-type]
 

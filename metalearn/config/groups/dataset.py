@@ -68,3 +68,8 @@ class OmniglotConfig(Schema):
             raise ConfigError(f"{prefix}.rotations={list(self.rotations)} is invalid: a list of distinct angles from [0, 90, 180, 270], e.g. [0] for none")
         if self.val_alphabets is not None:
             at_least(f"{prefix}.val_alphabets", self.val_alphabets, 1)
+            if self.split == "vinyals":
+                raise ConfigError(
+                    f"{prefix}.val_alphabets={self.val_alphabets} does not apply to {prefix}.split=vinyals, whose validation "
+                    f"alphabets are fixed; use it with split=lake, minimal1 or minimal2, or remove it"
+                )
