@@ -58,7 +58,12 @@ def _app(cfg: DictConfig) -> None:
         if _full_errors():
             raise
         trained = (run_dir / "checkpoints" / "last.pt").is_file() and cfg.mode == "train"
-        what = exc.message or "stopped before any checkpoint was written"
+        if exc.message:
+            what = exc.message
+        elif cfg.mode == "eval":
+            what = "evaluation stopped; no results were written"
+        else:
+            what = "the final test was stopped after training" if trained else "stopped before any checkpoint was written"
         hint = f"; resume with: {resume_command(run_dir)}" if trained else ""
         print(f"Interrupted by {exc.signal_name}: {what}{hint}", file=sys.stderr, flush=True)
         sys.exit(exc.exit_code)

@@ -39,12 +39,15 @@ def compose_config(overrides: list[str]) -> tuple[DictConfig, dict[str, str]]:
 
 
 def run_inprocess(run_dir: Path, *overrides: str) -> dict[str, Any]:
-    """metalearn.run.run on the composed config; restores torch's global determinism flag afterwards."""
+    """metalearn.run.run on the composed config, on one thread (tiny tensors: more threads only contend
+    with the other tests' processes); restores torch's thread count and determinism flag afterwards."""
     from metalearn.run import run
 
     cfg, choices = compose_config(list(overrides))
-    was_deterministic = torch.are_deterministic_algorithms_enabled()
+    was_deterministic, threads = torch.are_deterministic_algorithms_enabled(), torch.get_num_threads()
+    torch.set_num_threads(1)
     try:
         return run(cfg, Path(run_dir), list(overrides), choices)
     finally:
         torch.use_deterministic_algorithms(was_deterministic)
+        torch.set_num_threads(threads)

@@ -154,7 +154,7 @@ class Trainer:
                 out = learner.meta_loss(batch)
                 out.loss = faults.poison_loss(out.loss, iteration)
                 if not torch.isfinite(out.loss):
-                    raise self._diverged(f"the {algorithm} loss is {float(out.loss)}", iteration, ckpt_dir, last_saved)
+                    raise self._diverged(f"the {algorithm} loss is {float(out.loss.detach())}", iteration, ckpt_dir, last_saved)
                 learner.outer_update(out, optimizer, self.grad_clip)
                 grads = [p.grad for p in learner.parameters() if p.grad is not None]
                 if not _all_finite(grads):
