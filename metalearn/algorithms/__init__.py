@@ -1,7 +1,10 @@
 """Meta-learning algorithms, all behind the one MetaLearner interface."""
 
 from metalearn.algorithms.base import MetaLearner, StepOutput
+from metalearn.algorithms.anil import ANIL
 from metalearn.algorithms.maml import MAML
+from metalearn.algorithms.metasgd import MetaSGD
 from metalearn.algorithms.protonet import ProtoNet
+from metalearn.algorithms.reptile import Reptile
 
-__all__ = ["MAML", "MetaLearner", "ProtoNet", "StepOutput"]
+__all__ = ["ANIL", "MAML", "MetaLearner", "MetaSGD", "ProtoNet", "Reptile", "StepOutput"]

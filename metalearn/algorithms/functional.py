@@ -6,9 +6,10 @@ Two interchangeable ways to run the tasks of a meta-batch (`algorithm.batching`)
         gradients by torch.func.grad (Finn et al.'s MAML written as in the torch.func maml-omniglot
         example). BatchNorm must then be transductive (each task's own batch statistics, no running
         statistics), as torch.func's "Patching Batch Norm" note requires.
-  auto: vmap on CUDA, loop elsewhere. Measured, not assumed: on 2 CPU cores vmap of Conv4 MAML was
-        slower than the loop (see README, scripts/bench_algorithms.py); scripts/bench_gpu_batching.py
-        measures the GPU side.
+  auto: measured, not assumed: the first training batch (and the first evaluation batch) runs through
+        both paths twice, the second run of each is timed, and the faster path is kept for the rest of
+        the run (AutoBatching). On 2 CPU cores the loop won for Conv4 MAML and vmap for the sinusoid MLP;
+        scripts/bench_gpu_batching.py measures the GPU side.
 
 First-order inner steps take the gradient at *detached* parameters, so no second-order graph is ever
 built (the pitfall of computing create_graph=True and detaching afterwards).
@@ -16,6 +17,7 @@ built (the pitfall of computing create_graph=True and detaching afterwards).
 
 from __future__ import annotations
 
+import time
 from typing import Callable, Sequence
 
 import torch
@@ -31,18 +33,36 @@ Params = dict[str, Tensor]
 BATCHING = ("vmap", "loop", "auto")
 
 
-def resolve_batching(batching: str, device: torch.device, batch_norm: str = "transductive") -> str:
-    """The concrete path: `auto` is vmap on CUDA and loop on CPU/MPS (the faster one where measured)."""
+def resolve_batching(batching: str, batch_norm: str = "transductive") -> str:
+    """Check the setting; `auto` stays `auto` (see AutoBatching) unless only the loop is possible."""
     if batching not in BATCHING:
         raise ConfigError(f"algorithm.batching={batching!r} is invalid: must be one of {', '.join(BATCHING)}")
-    if batching == "auto":
-        batching = "vmap" if device.type == "cuda" else "loop"
+    if batching == "auto" and batch_norm != "transductive":
+        return "loop"
     if batching == "vmap" and batch_norm != "transductive":
         raise ConfigError(
             "algorithm.batching=vmap needs algorithm.batch_norm=transductive (per-task batch statistics, no running "
             "statistics); set algorithm.batch_norm=transductive or algorithm.batching=loop"
         )
     return batching
+
+
+class AutoBatching:
+    """Picks vmap or loop per purpose ("train", "eval") by timing both on the first batch it sees."""
+
+    def __init__(self) -> None:
+        self.choice: dict[str, str] = {}
+
+    def pick(self, purpose: str, run: Callable[[str], object]) -> str:
+        if purpose not in self.choice:
+            seconds = {}
+            for path in ("loop", "vmap"):
+                run(path)  # warm-up: first-call allocations and kernel selection
+                start = time.perf_counter()
+                run(path)
+                seconds[path] = time.perf_counter() - start
+            self.choice[purpose] = min(seconds, key=seconds.__getitem__)
+        return self.choice[purpose]
 
 
 def inner_grads(loss_fn: Callable[[Params], Tensor], params: Params, second_order: bool, functional: bool) -> Params:

@@ -28,12 +28,14 @@ activations of each second-order inner step in the backward pass, so 10+ inner s
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
 from metalearn.algorithms.base import MetaLearner, StepOutput, set_batch_norm_mode, task_loss
-from metalearn.algorithms.functional import Params, checkpointed, inner_grads, map_tasks, resolve_batching, sgd_step
+from metalearn.algorithms.functional import AutoBatching, Params, checkpointed, inner_grads, map_tasks, resolve_batching, sgd_step
 from metalearn.sampling.episode import Episode, EpisodeBatch
 
 
@@ -66,7 +68,7 @@ class MAML(MetaLearner):
         self.head = nn.Linear(backbone.out_features, self.out_dim)
         self.net = nn.Sequential(backbone, self.head)
         set_batch_norm_mode(self.net, batch_norm)
-        resolve_batching(batching, torch.device("cpu"), batch_norm)  # reject bad values now, not mid-run
+        resolve_batching(batching, batch_norm)  # reject bad values now, not mid-run
         self.batch_norm, self.batching, self.checkpoint_inner = batch_norm, batching, checkpoint_inner
         self.inner_lr, self.inner_steps = inner_lr, inner_steps
         self.eval_inner_lr = inner_lr if eval_inner_lr is None else eval_inner_lr
@@ -75,6 +77,7 @@ class MAML(MetaLearner):
         self.multi_step_loss, self.multi_step_loss_iterations = multi_step_loss, multi_step_loss_iterations
         self.first_order_iterations = first_order_iterations
         self.iteration = 0
+        self.auto_batching = AutoBatching()
         self.bn_steps = nn.ParameterDict()
         if per_step_batch_norm:
             for name, p in self.net.named_parameters():
@@ -88,6 +91,11 @@ class MAML(MetaLearner):
     # --- schedules (MAML++) ---------------------------------------------------------------------
     def set_progress(self, iteration: int, total: int) -> None:
         self.iteration = iteration
+
+    def pick_batching(self, purpose: str, run: Callable[[str], object]) -> str:
+        """vmap or loop; `auto` times both once per purpose (functional.AutoBatching)."""
+        batching = resolve_batching(self.batching, self.batch_norm)
+        return self.auto_batching.pick(purpose, run) if batching == "auto" else batching
 
     @property
     def second_order(self) -> bool:
@@ -168,27 +176,31 @@ class MAML(MetaLearner):
         return outer, final, out
 
     # --- the MetaLearner interface --------------------------------------------------------------
-    def resolved_batching(self, device: torch.device) -> str:
-        return resolve_batching(self.batching, device, self.batch_norm)
-
     def meta_loss(self, batch: EpisodeBatch) -> StepOutput:
-        batching = self.resolved_batching(batch.support_x.device)
-        theta = self.theta()
+        def run(batching: str) -> tuple[Tensor, ...]:
+            theta = self.theta()
 
-        def one(sx: Tensor, sy: Tensor, qx: Tensor, qy: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-            return self.adapt_and_score(theta, sx, sy, qx, qy, training=True, functional=batching == "vmap")
+            def one(sx: Tensor, sy: Tensor, qx: Tensor, qy: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+                return self.adapt_and_score(theta, sx, sy, qx, qy, training=True, functional=batching == "vmap")
 
-        outer, final, outputs = map_tasks(one, batch, batching)
+            return map_tasks(one, batch, batching)
+
+        def timed(batching: str) -> None:  # auto's measurement: forward and backward, gradients discarded
+            torch.autograd.grad(run(batching)[0].mean(), [p for p in self.parameters() if p.requires_grad], allow_unused=True)
+
+        outer, final, outputs = run(self.pick_batching("train", timed))
         return StepOutput(outer.mean(), self.step_metrics(final.detach(), outputs, batch.query_y))
 
     def predict_batch(self, batch: EpisodeBatch) -> Tensor:
-        batching = self.resolved_batching(batch.support_x.device)
-        theta = self.theta(detach=True)
+        def run(batching: str) -> Tensor:
+            theta = self.theta(detach=True)
 
-        def one(sx: Tensor, sy: Tensor, qx: Tensor, qy: Tensor) -> tuple[Tensor]:
-            return (self.adapt_and_score(theta, sx, sy, qx, qy, training=False, functional=batching == "vmap")[2],)
+            def one(sx: Tensor, sy: Tensor, qx: Tensor, qy: Tensor) -> tuple[Tensor]:
+                return (self.adapt_and_score(theta, sx, sy, qx, qy, training=False, functional=batching == "vmap")[2],)
 
-        return map_tasks(one, batch, batching)[0].detach()
+            return map_tasks(one, batch, batching)[0].detach()
+
+        return run(self.pick_batching("eval", run))
 
     def predict(self, episode: Episode) -> Tensor:
         batch = EpisodeBatch(episode.support_x[None], episode.support_y[None], episode.query_x[None], episode.query_y[None])

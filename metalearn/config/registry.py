@@ -15,7 +15,7 @@ def _by_target(*schemas: type[Schema]) -> dict[str, type[Schema]]:
 SCHEMAS: dict[str, dict[str, type[Schema]]] = {
     "dataset": _by_target(dataset.GlyphsConfig, dataset.SinusoidConfig, dataset.OmniglotConfig, *image_data.SCHEMAS),
     "sampler": _by_target(sampler.EpisodicSamplerConfig),
-    "algorithm": _by_target(algorithm.ProtoNetConfig, algorithm.MAMLConfig),
+    "algorithm": _by_target(algorithm.ProtoNetConfig, algorithm.MAMLConfig, algorithm.ANILConfig, algorithm.MetaSGDConfig, algorithm.ReptileConfig),
     "model": _by_target(model.Conv4Config, model.MLPConfig),
     "trainer": _by_target(run.TrainerConfig),
 }

@@ -1,0 +1,137 @@
+"""Reptile (Nichol, Achiam & Schulman, "On First-Order Meta-Learning Algorithms", 2018).
+
+Per task, `inner_steps` full-batch steps of SGD or Adam (the paper: Adam with beta1 = 0) from the
+meta-parameters theta give phi_i; the outer update is theta <- theta + epsilon * mean_i(phi_i - theta),
+with epsilon annealed linearly from `outer_lr` to `outer_lr_final` over training (the paper: 1 -> 0).
+This update replaces the trainer's optimiser step (`outer_update`; trainer.lr and grad_clip are unused).
+In meta-training the inner loop fits all the task's images (`inner_data: all`, like the paper's
+--train-shots larger than the test shots) or the support set only (`support`); the logged loss and
+accuracy are those of phi_i on the query set. Evaluation fine-tunes on the support set for
+`eval_inner_steps` (the paper: 50) and predicts the query set:
+  transductive: the whole query set in one batch (BatchNorm uses the query batch's statistics);
+  non_transductive: each query image alone, normalised together with the support set (a batch of the
+    support images plus that one image), the paper's section 6 setting, so no information passes
+    between query images.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call
+
+from metalearn.algorithms.base import MetaLearner, StepOutput, set_batch_norm_mode, task_loss
+from metalearn.algorithms.functional import AutoBatching, Params, adam_step, inner_grads, map_tasks, resolve_batching, sgd_step
+from metalearn.errors import ConfigError
+from metalearn.sampling.episode import Episode, EpisodeBatch
+
+EVALUATION = ("transductive", "non_transductive")
+
+
+class Reptile(MetaLearner):
+    def __init__(
+        self,
+        backbone: nn.Module,
+        task: str,
+        n_way: int,
+        inner_optimizer: str = "adam",
+        inner_lr: float = 0.001,
+        inner_steps: int = 5,
+        adam_betas: tuple[float, float] = (0.0, 0.999),
+        inner_data: str = "all",
+        eval_inner_lr: float | None = None,
+        eval_inner_steps: int = 50,
+        outer_lr: float = 1.0,
+        outer_lr_final: float = 0.0,
+        evaluation: str = "transductive",
+        batch_norm: str = "transductive",
+        batching: str = "auto",
+    ) -> None:
+        super().__init__(backbone, task, n_way)
+        if evaluation not in EVALUATION:
+            raise ConfigError(f"algorithm.evaluation={evaluation!r} is invalid: must be one of {', '.join(EVALUATION)}")
+        self.head = nn.Linear(backbone.out_features, self.out_dim)
+        self.net = nn.Sequential(backbone, self.head)
+        set_batch_norm_mode(self.net, batch_norm)
+        resolve_batching(batching, batch_norm)
+        self.batch_norm, self.batching = batch_norm, batching
+        self.inner_optimizer, self.inner_lr, self.inner_steps = inner_optimizer, inner_lr, inner_steps
+        self.adam_betas = (float(adam_betas[0]), float(adam_betas[1]))
+        self.inner_data = inner_data
+        self.eval_inner_lr = inner_lr if eval_inner_lr is None else eval_inner_lr
+        self.eval_inner_steps = eval_inner_steps
+        self.outer_lr, self.outer_lr_final = outer_lr, outer_lr_final
+        self.evaluation = evaluation
+        self.epsilon = outer_lr
+        self._mean_phi: Params | None = None
+        self.auto_batching = AutoBatching()
+
+    def pick_batching(self, purpose: str, run: Callable[[str], object]) -> str:
+        batching = resolve_batching(self.batching, self.batch_norm)
+        return self.auto_batching.pick(purpose, run) if batching == "auto" else batching
+
+    def set_progress(self, iteration: int, total: int) -> None:
+        """Linear annealing of epsilon: outer_lr at the first iteration towards outer_lr_final at the end."""
+        done = (iteration - 1) / max(total, 1)
+        self.epsilon = (1 - done) * self.outer_lr + done * self.outer_lr_final
+
+    def forward_with(self, params: Params, x: Tensor) -> Tensor:
+        return functional_call(self.net, params, (x,))
+
+    def adapt(self, x: Tensor, y: Tensor, steps: int, lr: float, functional: bool) -> Params:
+        """`steps` full-batch SGD or Adam steps from theta on (x, y); never builds a second-order graph."""
+        params = {n: p.detach() for n, p in self.net.named_parameters()}
+        state: dict[str, tuple[Tensor, Tensor]] = {}
+        loss_fn = lambda p: task_loss(self.forward_with(p, x), y, self.task)  # noqa: E731
+        for step in range(steps):
+            grads = inner_grads(loss_fn, params, second_order=False, functional=functional)
+            if self.inner_optimizer == "adam":
+                params, state = adam_step(params, grads, state, step + 1, lr, self.adam_betas)
+            else:
+                params = sgd_step(params, grads, {n: lr for n in params})
+        return params
+
+    def meta_loss(self, batch: EpisodeBatch) -> StepOutput:
+        names = [n for n, _ in self.net.named_parameters()]
+
+        def run(batching: str) -> tuple[Tensor, ...]:
+            def one(sx: Tensor, sy: Tensor, qx: Tensor, qy: Tensor) -> tuple[Tensor, ...]:
+                x, y = (torch.cat([sx, qx]), torch.cat([sy, qy])) if self.inner_data == "all" else (sx, sy)
+                phi = self.adapt(x, y, self.inner_steps, self.inner_lr, batching == "vmap")
+                out = self.forward_with(phi, qx)
+                return (task_loss(out, qy, self.task), out, *phi.values())
+
+            with torch.no_grad():  # inner gradients enable grad themselves; nothing here is differentiated
+                return map_tasks(one, batch, batching)
+
+        losses, outputs, *phis = run(self.pick_batching("train", run))
+        self._mean_phi = {n: phi.mean(0) for n, phi in zip(names, phis)}
+        return StepOutput(losses.mean(), self.step_metrics(losses, outputs, batch.query_y))
+
+    def outer_update(self, out: StepOutput, optimizer: torch.optim.Optimizer, grad_clip: float | None) -> None:
+        """theta <- theta + epsilon * (mean_i phi_i - theta), from the phi_i of the last meta_loss."""
+        if self._mean_phi is None:
+            raise RuntimeError("Reptile.outer_update needs a meta_loss call first")
+        with torch.no_grad():
+            for n, p in self.net.named_parameters():
+                p.add_(self._mean_phi[n] - p, alpha=self.epsilon)
+        self._mean_phi = None
+
+    def predict_batch(self, batch: EpisodeBatch) -> Tensor:
+        def run(batching: str) -> Tensor:
+            def one(sx: Tensor, sy: Tensor, qx: Tensor, qy: Tensor) -> tuple[Tensor]:
+                phi = self.adapt(sx, sy, self.eval_inner_steps, self.eval_inner_lr, batching == "vmap")
+                if self.evaluation == "transductive":
+                    return (self.forward_with(phi, qx),)
+                alone = lambda q: self.forward_with(phi, torch.cat([sx, q[None]]))[-1]  # noqa: E731
+                return (torch.func.vmap(alone)(qx),)
+
+            return map_tasks(one, batch, batching)[0].detach()
+
+        return run(self.pick_batching("eval", run))
+
+    def predict(self, episode: Episode) -> Tensor:
+        batch = EpisodeBatch(episode.support_x[None], episode.support_y[None], episode.query_x[None], episode.query_y[None])
+        return self.predict_batch(batch)[0]
