@@ -52,8 +52,21 @@ def test_full_disk_during_checkpoint_keeps_last_and_resumes(stopped: Path, train
     assert not (stopped / "results.json").exists()
     result = run_inprocess(stopped, "trainer.resume=true", "trainer.progress=false")
     assert result["iterations"] == 6 and (stopped / "results.json").exists()
-    strip = lambda d: [{k: v for k, v in json.loads(x).items() if k != "elapsed_s"} for x in (d / "metrics.jsonl").read_text().splitlines()]  # noqa: E731
-    assert [r["iteration"] for r in strip(stopped)] == [2, 3, 4, 6]
+    assert [r["iteration"] for r in rows(stopped)] == [2, 3, 4, 6] and rows(stopped) == rows(trained)
+
+
+def rows(run_dir: Path) -> list[dict]:
+    return [{k: v for k, v in json.loads(x).items() if k != "elapsed_s"} for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_failure_before_the_first_checkpoint_restarts_from_zero(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trained: Path) -> None:
+    monkeypatch.setenv("METALEARN_TEST_FAIL_AT", "checkpoint:3")
+    with pytest.raises(CheckpointError, match="at iteration 3: No space left on device; no checkpoint had been written yet"):
+        run_inprocess(tmp_path / "run", *RUN)
+    assert rows(tmp_path / "run")  # rows without a checkpoint: a resume starts over and rewrites them
+    monkeypatch.delenv("METALEARN_TEST_FAIL_AT")
+    run_inprocess(tmp_path / "run", *RUN, "trainer.resume=true")
+    assert rows(tmp_path / "run") == rows(trained)
 
 
 def test_full_disk_during_metrics_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

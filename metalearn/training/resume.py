@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,7 @@ def find_resume_source(cfg: DictConfig, run_dir: Path) -> tuple[Path | None, dic
     if path.is_file():
         blob = load_checkpoint(path)
         return path, blob
+    print(f"no checkpoint in {path.parent} yet: training starts from iteration 0", file=sys.stderr, flush=True)
     return None, None
 
 
