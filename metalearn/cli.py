@@ -175,4 +175,10 @@ def _resume_argv(argv: list[str]) -> list[str]:
 def main() -> None:
     _compact_hydra_errors()
     sys.argv = [sys.argv[0], *_resume_argv(sys.argv[1:])]
-    _app()
+    try:
+        _app()
+    except KeyboardInterrupt:  # Ctrl-C before the run's own handlers are in place (start-up, composition)
+        if _full_errors():
+            raise
+        print("Interrupted by SIGINT before the run started; nothing was written", file=sys.stderr, flush=True)
+        sys.exit(130)

@@ -214,3 +214,10 @@ def test_grad_clip_scales_the_gradient_to_the_limit() -> None:
     assert norm == pytest.approx(limit, rel=1e-4)
     for c, r in zip(clipped, raw):  # the same direction, scaled by limit / |g|
         torch.testing.assert_close(c, r * (limit / raw_norm), rtol=1e-3, atol=1e-6)
+
+
+def test_resume_from_best_rewinds_consistently(stopped: Path, trained: Path) -> None:
+    best = load_checkpoint(stopped / "checkpoints" / "best.pt")
+    run_inprocess(stopped, f"resume={stopped}/checkpoints/best.pt", "trainer.progress=false")
+    assert rows(stopped) == rows(trained)
+    assert load_checkpoint(stopped / "checkpoints" / "last.pt")["iteration"] == 6 >= best["iteration"]

@@ -144,6 +144,8 @@ class Trainer:
             state.metrics_bytes = metrics_path.stat().st_size
             state.metrics_rows += 1
 
+        if resume_path is not None and Path(resume_path).resolve() != (ckpt_dir / "last.pt").resolve():
+            checkpoint("last.pt")  # resumed from another checkpoint (best.pt): last.pt must not be from a later state
         learner.train()
         bar = tqdm(total=self.iterations, initial=state.iteration, desc="meta-train", unit="it", disable=not self.progress)
         with interrupt.deferred():
@@ -157,10 +159,9 @@ class Trainer:
                     raise self._diverged(f"the {algorithm} loss is {float(out.loss.detach())}", iteration, ckpt_dir, last_saved)
                 learner.outer_update(out, optimizer, self.grad_clip)
                 grads = [p.grad for p in learner.parameters() if p.grad is not None]
-                if not _all_finite(grads):
-                    raise self._diverged(f"a {algorithm} gradient is NaN or infinite", iteration, ckpt_dir, last_saved)
-                if not _all_finite([p.detach() for p in learner.parameters()]):
-                    raise self._diverged(f"a {algorithm} parameter became NaN or infinite", iteration, ckpt_dir, last_saved)
+                if not _all_finite(grads + [p.detach() for p in learner.parameters()]):  # one device sync
+                    what = "gradient is NaN or infinite" if not _all_finite(grads) else "parameter became NaN or infinite"
+                    raise self._diverged(f"a {algorithm} {what}", iteration, ckpt_dir, last_saved)
                 if scheduler is not None:
                     scheduler.step()
                 for key, value in out.metrics.items():
