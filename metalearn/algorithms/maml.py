@@ -23,7 +23,8 @@ MAML++ options (all off by default; `algorithm=maml++` turns them on):
   Cosine annealing of the outer learning rate is the trainer's: trainer.scheduler=cosine.
 
 Execution: `batching` (vmap | loop | auto, see functional.py) and `checkpoint_inner` (recompute the
-activations of each second-order inner step in the backward pass, so 10+ inner steps fit in memory).
+activations of each second-order inner step in the backward pass, so 10+ inner steps fit in memory;
+loop path only, as torch.func does not support checkpointing's saved-tensor hooks).
 """
 
 from __future__ import annotations
@@ -36,7 +37,14 @@ from torch.func import functional_call
 
 from metalearn.algorithms.base import MetaLearner, StepOutput, set_batch_norm_mode, task_loss
 from metalearn.algorithms.functional import AutoBatching, Params, checkpointed, inner_grads, map_tasks, resolve_batching, sgd_step
+from metalearn.errors import ConfigError
 from metalearn.sampling.episode import Episode, EpisodeBatch
+
+
+CHECKPOINT_VMAP = (
+    "algorithm.checkpoint_inner=true needs algorithm.batching=loop or auto: torch.func transforms do not support "
+    "the saved-tensor hooks that activation checkpointing uses"
+)
 
 
 def _key(name: str) -> str:
@@ -69,6 +77,8 @@ class MAML(MetaLearner):
         self.net = nn.Sequential(backbone, self.head)
         set_batch_norm_mode(self.net, batch_norm)
         resolve_batching(batching, batch_norm)  # reject bad values now, not mid-run
+        if checkpoint_inner and batching == "vmap":
+            raise ConfigError(CHECKPOINT_VMAP)
         self.batch_norm, self.batching, self.checkpoint_inner = batch_norm, batching, checkpoint_inner
         self.inner_lr, self.inner_steps = inner_lr, inner_steps
         self.eval_inner_lr = inner_lr if eval_inner_lr is None else eval_inner_lr
@@ -95,6 +105,8 @@ class MAML(MetaLearner):
     def pick_batching(self, purpose: str, run: Callable[[str], object]) -> str:
         """vmap or loop; `auto` times both once per purpose (functional.AutoBatching)."""
         batching = resolve_batching(self.batching, self.batch_norm)
+        if batching == "auto" and self.checkpoint_inner and purpose == "train":
+            return "loop"
         return self.auto_batching.pick(purpose, run) if batching == "auto" else batching
 
     @property

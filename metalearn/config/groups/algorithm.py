@@ -45,6 +45,11 @@ class MAMLConfig(Schema):
         at_least(f"{prefix}.multi_step_loss_iterations", self.multi_step_loss_iterations, 0)
         at_least(f"{prefix}.first_order_iterations", self.first_order_iterations, 0)
         check_batching(prefix, self.batching, self.batch_norm)
+        if self.checkpoint_inner and self.batching == "vmap":
+            raise ConfigError(
+                f"{prefix}.checkpoint_inner=true needs {prefix}.batching=loop or auto (torch.func transforms do not "
+                "support activation checkpointing)"
+            )
 
 
 def check_batching(prefix: str, batching: str, batch_norm: str) -> None:
