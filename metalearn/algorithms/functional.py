@@ -8,7 +8,8 @@ Two interchangeable ways to run the tasks of a meta-batch (`algorithm.batching`)
         statistics), as torch.func's "Patching Batch Norm" note requires.
   auto: measured, not assumed: the first training batch (and the first evaluation batch) runs through
         both paths twice, the second run of each is timed, and the faster path is kept for the rest of
-        the run (AutoBatching). On 2 CPU cores the loop won for Conv4 MAML and vmap for the sinusoid MLP;
+        the run (AutoBatching). Which path wins depends on the model, the device and the machine's load
+        (on 2 CPU cores vmap was about 8x faster for the sinusoid MLP; see the README for Conv4 figures);
         scripts/bench_gpu_batching.py measures the GPU side.
 
 First-order inner steps take the gradient at *detached* parameters, so no second-order graph is ever
