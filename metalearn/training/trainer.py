@@ -63,7 +63,7 @@ class Trainer:
 
     def __init__(
         self,
-        iterations: int = 1000,
+        iterations: int = 1500,
         optimizer: str = "adam",
         lr: float = 1e-3,
         weight_decay: float = 0.0,

@@ -23,7 +23,7 @@ class DeviceConfig(Schema):
 @dataclass
 class TrainerConfig(Schema):
     _target_: str = "metalearn.training.trainer.Trainer"
-    iterations: int = 1000
+    iterations: int = 1500
     optimizer: str = "adam"
     lr: float = 1e-3
     weight_decay: float = 0.0
