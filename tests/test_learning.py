@@ -24,8 +24,8 @@ def glyphs():
     "name, make, tasks",
     [
         ("protonet", lambda shape: ProtoNet(Conv4(shape, 32), "classification", 5), 1),
-        ("maml", lambda shape: MAML(Conv4(shape, 32), "classification", 5), 4),
-        ("fomaml", lambda shape: MAML(Conv4(shape, 32), "classification", 5, first_order=True), 4),
+        ("maml", lambda shape: MAML(Conv4(shape, 32), "classification", 5, batching="loop"), 4),
+        ("fomaml", lambda shape: MAML(Conv4(shape, 32), "classification", 5, first_order=True, batching="loop"), 4),
     ],
 )
 def test_learns_glyphs(glyphs, name, make, tasks):

@@ -49,7 +49,12 @@ def resolve_batching(batching: str, batch_norm: str = "transductive") -> str:
 
 
 class AutoBatching:
-    """Picks vmap or loop per purpose ("train", "eval") by timing both on the first batch it sees."""
+    """Picks vmap or loop per purpose ("train", "eval") by timing both on the first batch it sees.
+
+    The choice travels in the learner's checkpoints (AutoBatchingState), so a resumed run or a later
+    `mode=eval` keeps the path it was measured to prefer instead of timing again, and a resumed run
+    computes exactly what the uninterrupted one would have.
+    """
 
     def __init__(self) -> None:
         self.choice: dict[str, str] = {}
@@ -64,6 +69,18 @@ class AutoBatching:
                 seconds[path] = time.perf_counter() - start
             self.choice[purpose] = min(seconds, key=seconds.__getitem__)
         return self.choice[purpose]
+
+
+class AutoBatchingState:
+    """Mixin for learners with an `auto_batching` attribute: keeps its choice in state_dict()."""
+
+    auto_batching: AutoBatching
+
+    def get_extra_state(self) -> dict[str, str]:
+        return dict(self.auto_batching.choice)
+
+    def set_extra_state(self, state: dict[str, str]) -> None:
+        self.auto_batching.choice = {k: v for k, v in dict(state).items() if v in ("vmap", "loop")}
 
 
 def inner_grads(loss_fn: Callable[[Params], Tensor], params: Params, second_order: bool, functional: bool) -> Params:

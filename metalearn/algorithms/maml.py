@@ -36,7 +36,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from metalearn.algorithms.base import MetaLearner, StepOutput, set_batch_norm_mode, task_loss
-from metalearn.algorithms.functional import AutoBatching, Params, checkpointed, inner_grads, map_tasks, resolve_batching, sgd_step
+from metalearn.algorithms.functional import AutoBatching, AutoBatchingState, Params, checkpointed, inner_grads, map_tasks, resolve_batching, sgd_step
 from metalearn.errors import ConfigError
 from metalearn.sampling.episode import Episode, EpisodeBatch
 
@@ -52,7 +52,7 @@ def _key(name: str) -> str:
     return name.replace(".", "__")
 
 
-class MAML(MetaLearner):
+class MAML(AutoBatchingState, MetaLearner):
     def __init__(
         self,
         backbone: nn.Module,

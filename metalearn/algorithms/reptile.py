@@ -23,14 +23,14 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from metalearn.algorithms.base import MetaLearner, StepOutput, set_batch_norm_mode, task_loss
-from metalearn.algorithms.functional import AutoBatching, Params, adam_step, inner_grads, map_tasks, resolve_batching, sgd_step
+from metalearn.algorithms.functional import AutoBatching, AutoBatchingState, Params, adam_step, inner_grads, map_tasks, resolve_batching, sgd_step
 from metalearn.errors import ConfigError
 from metalearn.sampling.episode import Episode, EpisodeBatch
 
 EVALUATION = ("transductive", "non_transductive")
 
 
-class Reptile(MetaLearner):
+class Reptile(AutoBatchingState, MetaLearner):
     def __init__(
         self,
         backbone: nn.Module,
