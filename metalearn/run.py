@@ -23,8 +23,12 @@ from metalearn.training.resume import find_resume_source, resumed_config
 SAVED_GROUPS = ("dataset", "sampler", "algorithm", "model")
 
 
-def eval_config(cfg: DictConfig, overrides: list[str], saved_yaml: str) -> DictConfig:
-    """The checkpoint's config, with this command's device/trainer and its explicit key overrides on top."""
+def eval_config(cfg: DictConfig, overrides: list[str], saved_yaml: str, saved_choices: dict[str, str]) -> DictConfig:
+    """The checkpoint's config, with this command's device/trainer and its explicit key overrides on top.
+
+    Naming a saved group's option is allowed only when it is the checkpoint's own (so that
+    `algorithm=maml algorithm.eval_inner_steps=10` can reach MAML's keys); any other option is refused.
+    """
     saved = OmegaConf.create(saved_yaml)
     merged = OmegaConf.merge(
         saved, {"device": cfg.device, "trainer": cfg.trainer, "eval": cfg.eval, "mode": "eval", "checkpoint": cfg.checkpoint}
@@ -32,10 +36,13 @@ def eval_config(cfg: DictConfig, overrides: list[str], saved_yaml: str) -> DictC
     for override in OverridesParser.create().parse_overrides(overrides):
         key = override.key_or_group
         if key in SAVED_GROUPS:
-            raise ConfigError(
-                f"mode=eval takes {key} from the checkpoint; remove {key}={override.value()} "
-                f"(keys can still be overridden, for example {key}.KEY=VALUE)"
-            )
+            if override.value() != saved_choices.get(key):
+                raise ConfigError(
+                    f"mode=eval takes {key} from the checkpoint; remove {key}={override.value()} "
+                    f"(the checkpoint's is {key}={saved_choices.get(key)}; keys can still be overridden, for example "
+                    f"{key}={saved_choices.get(key)} {key}.KEY=VALUE)"
+                )
+            continue
         if key.split(".")[0] in SAVED_GROUPS or key == "seed":
             OmegaConf.update(merged, key, override.value(), force_add=False)
     return merged  # type: ignore[return-value]
@@ -71,11 +78,11 @@ def describe(result: Any, sampler: Any, split: str = "test") -> str:
 def run(cfg: DictConfig, run_dir: Path, overrides: list[str], choices: dict[str, str]) -> dict[str, Any]:
     """Execute one run in `run_dir` and return what was written to results.json."""
     started = time.perf_counter()
-    validate_config(cfg)
+    validate_config(cfg, skip=SAVED_GROUPS if cfg.get("mode") == "eval" else ())
     checkpoint = None
     if cfg.mode == "eval":
         checkpoint = load_checkpoint(cfg.checkpoint)
-        cfg = eval_config(cfg, overrides, checkpoint["config"])
+        cfg = eval_config(cfg, overrides, checkpoint["config"], dict(checkpoint.get("choices", {})))
         validate_config(cfg)
         choices = {**choices, **{k: v for k, v in checkpoint.get("choices", {}).items() if k in SAVED_GROUPS}}
     resume_path, resume_blob, resuming = None, None, cfg.mode == "train" and bool(cfg.trainer.get("resume") or cfg.get("resume"))
