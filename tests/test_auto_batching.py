@@ -1,33 +1,27 @@
-"""`batching=auto` measures once, and its choice travels in checkpoints (exact resume, no re-timing)."""
+"""`batching=auto` is a fixed rule per device, so runs with one seed (and resumed runs) take one path."""
 
 from __future__ import annotations
 
 import torch
 
+from metalearn.algorithms.functional import auto_path
 from metalearn.algorithms.maml import MAML
 from metalearn.algorithms.reptile import Reptile
 from metalearn.models.mlp import MLP
-from metalearn.training.checkpoint import load_checkpoint, save_checkpoint
 
 
-def test_auto_choice_is_saved_and_restored(tmp_path):
-    learner = MAML(MLP((1,), [8]), "regression", 1, batching="auto")
-    calls: list[str] = []
-    assert learner.pick_batching("train", calls.append) in ("vmap", "loop")
-    assert sorted(set(calls)) == ["loop", "vmap"]  # both paths were run to time them
-    chosen = learner.auto_batching.choice["train"]
-    save_checkpoint(tmp_path / "c.pt", learner=learner.state_dict())
-    restored = MAML(MLP((1,), [8]), "regression", 1, batching="auto")
-    restored.load_state_dict(load_checkpoint(tmp_path / "c.pt")["learner"])
-    again: list[str] = []
-    assert restored.pick_batching("train", again.append) == chosen
-    assert again == []  # restored, not re-measured
+def test_auto_is_the_loop_on_cpu_and_vmap_on_cuda():
+    assert auto_path(torch.device("cpu")) == "loop"
+    assert auto_path(torch.device("cuda", 0)) == "vmap"
+    assert auto_path(torch.device("mps")) == "loop"
 
 
-def test_reptile_keeps_its_choice_too():
-    learner = Reptile(MLP((1,), [8]), "regression", 1, batching="auto")
-    learner.auto_batching.choice = {"eval": "loop"}
-    other = Reptile(MLP((1,), [8]), "regression", 1, batching="auto")
-    other.load_state_dict(learner.state_dict())
-    assert other.auto_batching.choice == {"eval": "loop"}
-    assert torch.equal(next(other.parameters()), next(learner.parameters()))
+def test_learners_follow_the_rule_and_explicit_settings_win():
+    for make in (MAML, Reptile):
+        assert make(MLP((1,), [8]), "regression", 1, batching="auto").pick_batching("train") == "loop"
+        assert make(MLP((1,), [8]), "regression", 1, batching="vmap").pick_batching("eval") == "vmap"
+
+
+def test_checkpoint_inner_trains_on_the_loop_under_auto():
+    learner = MAML(MLP((1,), [8]), "regression", 1, batching="auto", checkpoint_inner=True)
+    assert learner.pick_batching("train") == "loop"

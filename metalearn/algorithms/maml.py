@@ -29,14 +29,13 @@ loop path only, as torch.func does not support checkpointing's saved-tensor hook
 
 from __future__ import annotations
 
-from typing import Callable
 
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
 from metalearn.algorithms.base import MetaLearner, StepOutput, set_batch_norm_mode, task_loss
-from metalearn.algorithms.functional import AutoBatching, AutoBatchingState, Params, checkpointed, inner_grads, map_tasks, resolve_batching, sgd_step
+from metalearn.algorithms.functional import BatchingChoice, Params, checkpointed, inner_grads, map_tasks, resolve_batching, sgd_step
 from metalearn.errors import ConfigError
 from metalearn.sampling.episode import Episode, EpisodeBatch
 
@@ -52,7 +51,7 @@ def _key(name: str) -> str:
     return name.replace(".", "__")
 
 
-class MAML(AutoBatchingState, MetaLearner):
+class MAML(BatchingChoice, MetaLearner):
     def __init__(
         self,
         backbone: nn.Module,
@@ -87,7 +86,6 @@ class MAML(AutoBatchingState, MetaLearner):
         self.multi_step_loss, self.multi_step_loss_iterations = multi_step_loss, multi_step_loss_iterations
         self.first_order_iterations = first_order_iterations
         self.iteration = 0
-        self.auto_batching = AutoBatching()
         self.bn_steps = nn.ParameterDict()
         if per_step_batch_norm:
             for name, p in self.net.named_parameters():
@@ -102,12 +100,11 @@ class MAML(AutoBatchingState, MetaLearner):
     def set_progress(self, iteration: int, total: int) -> None:
         self.iteration = iteration
 
-    def pick_batching(self, purpose: str, run: Callable[[str], object]) -> str:
-        """vmap or loop; `auto` times both once per purpose (functional.AutoBatching)."""
-        batching = resolve_batching(self.batching, self.batch_norm)
-        if batching == "auto" and self.checkpoint_inner and purpose == "train":
+    def pick_batching(self, purpose: str) -> str:
+        """As BatchingChoice, but `auto` trains on the loop when checkpoint_inner asks for recomputation."""
+        if self.checkpoint_inner and purpose == "train" and resolve_batching(self.batching, self.batch_norm) == "auto":
             return "loop"
-        return self.auto_batching.pick(purpose, run) if batching == "auto" else batching
+        return super().pick_batching(purpose)
 
     @property
     def second_order(self) -> bool:
@@ -197,10 +194,7 @@ class MAML(AutoBatchingState, MetaLearner):
 
             return map_tasks(one, batch, batching)
 
-        def timed(batching: str) -> None:  # auto's measurement: forward and backward, gradients discarded
-            torch.autograd.grad(run(batching)[0].mean(), [p for p in self.parameters() if p.requires_grad], allow_unused=True)
-
-        outer, final, outputs = run(self.pick_batching("train", timed))
+        outer, final, outputs = run(self.pick_batching("train"))
         return StepOutput(outer.mean(), self.step_metrics(final.detach(), outputs, batch.query_y))
 
     def predict_batch(self, batch: EpisodeBatch) -> Tensor:
@@ -212,7 +206,7 @@ class MAML(AutoBatchingState, MetaLearner):
 
             return map_tasks(one, batch, batching)[0].detach()
 
-        return run(self.pick_batching("eval", run))
+        return run(self.pick_batching("eval"))
 
     def predict(self, episode: Episode) -> Tensor:
         batch = EpisodeBatch(episode.support_x[None], episode.support_y[None], episode.query_x[None], episode.query_y[None])

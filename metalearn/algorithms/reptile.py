@@ -16,21 +16,20 @@ accuracy are those of phi_i on the query set. Evaluation fine-tunes on the suppo
 
 from __future__ import annotations
 
-from typing import Callable
 
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
 from metalearn.algorithms.base import MetaLearner, StepOutput, set_batch_norm_mode, task_loss
-from metalearn.algorithms.functional import AutoBatching, AutoBatchingState, Params, adam_step, inner_grads, map_tasks, resolve_batching, sgd_step
+from metalearn.algorithms.functional import BatchingChoice, Params, adam_step, inner_grads, map_tasks, resolve_batching, sgd_step
 from metalearn.errors import ConfigError
 from metalearn.sampling.episode import Episode, EpisodeBatch
 
 EVALUATION = ("transductive", "non_transductive")
 
 
-class Reptile(AutoBatchingState, MetaLearner):
+class Reptile(BatchingChoice, MetaLearner):
     def __init__(
         self,
         backbone: nn.Module,
@@ -66,11 +65,6 @@ class Reptile(AutoBatchingState, MetaLearner):
         self.evaluation = evaluation
         self.epsilon = outer_lr
         self._mean_phi: Params | None = None
-        self.auto_batching = AutoBatching()
-
-    def pick_batching(self, purpose: str, run: Callable[[str], object]) -> str:
-        batching = resolve_batching(self.batching, self.batch_norm)
-        return self.auto_batching.pick(purpose, run) if batching == "auto" else batching
 
     def set_progress(self, iteration: int, total: int) -> None:
         """Linear annealing of epsilon: outer_lr at the first iteration towards outer_lr_final at the end."""
@@ -106,7 +100,7 @@ class Reptile(AutoBatchingState, MetaLearner):
             with torch.no_grad():  # inner gradients enable grad themselves; nothing here is differentiated
                 return map_tasks(one, batch, batching)
 
-        losses, outputs, *phis = run(self.pick_batching("train", run))
+        losses, outputs, *phis = run(self.pick_batching("train"))
         self._mean_phi = {n: phi.mean(0) for n, phi in zip(names, phis)}
         return StepOutput(losses.mean(), self.step_metrics(losses, outputs, batch.query_y))
 
@@ -130,7 +124,7 @@ class Reptile(AutoBatchingState, MetaLearner):
 
             return map_tasks(one, batch, batching)[0].detach()
 
-        return run(self.pick_batching("eval", run))
+        return run(self.pick_batching("eval"))
 
     def predict(self, episode: Episode) -> Tensor:
         batch = EpisodeBatch(episode.support_x[None], episode.support_y[None], episode.query_x[None], episode.query_y[None])
