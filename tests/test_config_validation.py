@@ -36,6 +36,9 @@ def composed(*overrides: str):
         ("device.name=tpu", "device.name='tpu' is invalid: must be one of auto, cpu, cuda, mps"),
         ("+epochs=3", "epochs is not a known key"),
         ("algorithm=maml algorithm.inner_steps=0", "algorithm.inner_steps=0 is invalid: must be at least 1"),
+        ("algorithm=reptile trainer.grad_clip=1.0", "trainer.grad_clip=1.0 has no effect with algorithm=reptile"),
+        ("algorithm=reptile trainer.scheduler=cosine", "trainer.scheduler='cosine' has no effect with algorithm=reptile"),
+        ("algorithm=anil +algorithm.per_step_batch_norm=true", "per_step_batch_norm=true does not apply to anil"),
     ],
 )
 def test_bad_values_are_rejected_with_the_key_value_and_what_is_allowed(override, message):

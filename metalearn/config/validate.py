@@ -67,6 +67,25 @@ def validate_config(cfg: DictConfig, skip: tuple[str, ...] = ()) -> None:
         _checked(schemas[target], node, group)
     for group, schema in FIXED_SCHEMAS.items():
         _checked(schema, container.get(group) or {}, group)
+    if "algorithm" not in skip:
+        _check_combinations(container)
     top = _checked(TopLevel, {k: container[k] for k in top_keys if k in container}, "")
     if top.mode == "eval" and not top.checkpoint:  # type: ignore[attr-defined]
         raise ConfigError("mode=eval needs a checkpoint: add checkpoint=PATH (for example outputs/DATE/TIME/checkpoints/best.pt)")
+
+
+# Trainer settings that only act through the trainer's optimiser, which Reptile's outer update replaces.
+_OPTIMISER_ONLY = {"optimizer": "adam", "weight_decay": 0.0, "grad_clip": None, "scheduler": "none"}
+
+
+def _check_combinations(container: dict[str, Any]) -> None:
+    """Refuse settings that the chosen components would silently ignore."""
+    if str(container["algorithm"].get("_target_", "")).endswith(".Reptile"):
+        for key, default in _OPTIMISER_ONLY.items():
+            value = container["trainer"].get(key, default)
+            if value != default:
+                raise ConfigError(
+                    f"trainer.{key}={value!r} has no effect with algorithm=reptile, whose outer update "
+                    f"theta += epsilon * mean(phi - theta) replaces the trainer's optimiser; use algorithm.outer_lr "
+                    f"and algorithm.outer_lr_final, or remove trainer.{key}"
+                )

@@ -67,6 +67,14 @@ def check_batching(prefix: str, batching: str, batch_norm: str) -> None:
 class ANILConfig(MAMLConfig):
     _target_: str = "metalearn.algorithms.anil.ANIL"
 
+    def check(self, prefix: str) -> None:
+        super().check(prefix)
+        if self.per_step_batch_norm:
+            raise ConfigError(
+                f"{prefix}.per_step_batch_norm=true does not apply to anil: its inner loop adapts only the head, "
+                "so the body's BatchNorm has no inner steps"
+            )
+
 
 @dataclass
 class MetaSGDConfig(MAMLConfig):
