@@ -213,6 +213,14 @@ def test_cifar_download_unpacks_verified_archive(tmp_path: Path, monkeypatch: py
     monkeypatch.setattr(cifar_fs, "CIFAR100_MD5", hashlib.md5(archive.read_bytes()).hexdigest())
     data = load_cifar_fs(str(tmp_path / "dest"), download=True, cache_dir=str(tmp_path / "c"))
     assert data.train.num_classes == 64 and (tmp_path / "dest" / "cifar-100-python" / "meta").is_file()
+    assert not [p.name for p in (tmp_path / "dest").iterdir() if p.name.startswith(".cifar-100-unpack-")]
+    # an archive already present with the right md5 is unpacked without fetching (the URL now points nowhere),
+    # and a half-unpacked folder left by an earlier interrupted run is replaced, not trusted
+    (tmp_path / "dest" / "cifar-100-python" / "test").unlink()
+    monkeypatch.setattr(cifar_fs, "CIFAR100_URL", (tmp_path / "missing.tar.gz").as_uri())
+    again = load_cifar_fs(str(tmp_path / "dest"), download=True, cache_dir=str(tmp_path / "c"))
+    assert again.train.num_classes == 64 and (tmp_path / "dest" / "cifar-100-python" / "test").is_file()
+    monkeypatch.setattr(cifar_fs, "CIFAR100_URL", archive.as_uri())
     monkeypatch.setattr(cifar_fs, "CIFAR100_MD5", "0" * 32)
     with pytest.raises(DataError, match="md5"):
         load_cifar_fs(str(tmp_path / "dest2"), download=True, cache_dir=str(tmp_path / "c"))

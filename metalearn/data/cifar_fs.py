@@ -14,7 +14,10 @@ with a restricted unpickler that admits numpy arrays and plain Python values onl
 
 from __future__ import annotations
 
+import os
+import shutil
 import tarfile
+import tempfile
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
@@ -124,15 +127,33 @@ def find_cifar100(root: Path) -> Path:
 
 
 def download_cifar100(root: Path) -> Path:
-    """Fetch and unpack cifar-100-python.tar.gz into ROOT (md5-checked); return the unpacked folder."""
+    """Fetch and unpack cifar-100-python.tar.gz into ROOT (md5-checked); return the unpacked folder.
+
+    An archive already there with the right md5 is not fetched again. Unpacking goes to a temporary
+    folder beside the target and is renamed into place, so an interrupted unpack never leaves a
+    truncated file that a later run would take for the data.
+    """
+    from metalearn.cache import file_md5
     from metalearn.data.download import download_file
 
-    archive = download_file(CIFAR100_URL, root / "cifar-100-python.tar.gz", md5=CIFAR100_MD5)
+    archive = root / "cifar-100-python.tar.gz"
+    if not (archive.is_file() and file_md5(archive) == CIFAR100_MD5):
+        archive = download_file(CIFAR100_URL, archive, md5=CIFAR100_MD5)
+    staging = Path(tempfile.mkdtemp(prefix=".cifar-100-unpack-", dir=root))
     try:
         with tarfile.open(archive, "r:gz") as tar:
-            tar.extractall(root, filter="data")
+            tar.extractall(staging, filter="data")
+        unpacked = staging / "cifar-100-python"
+        if not unpacked.is_dir():
+            raise DataError(f"{archive} does not hold a cifar-100-python/ folder; delete it and run again with dataset.download=true")
+        target = root / "cifar-100-python"
+        if target.exists():
+            shutil.rmtree(target)  # an incomplete earlier copy: find_cifar100 did not accept it
+        os.replace(unpacked, target)
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise DataError(f"cannot unpack {archive}: {exc}; delete it and run again with dataset.download=true") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return find_cifar100(root)
 
 
