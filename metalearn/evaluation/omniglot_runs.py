@@ -25,8 +25,9 @@ from torch import Tensor
 from metalearn.algorithms.base import MetaLearner
 from metalearn.data.omniglot import decode_ink, resize
 from metalearn.data.omniglot_sources import FileSource, FolderSource, ZipSource
-from metalearn.errors import CheckpointError, ConfigError, DataError
+from metalearn.errors import ConfigError, DataError
 from metalearn.sampling.episode import Episode
+from metalearn.training.checkpoint import load_state_checked
 
 WAYS = 20
 _LABELS = "class_labels.txt"
@@ -143,12 +144,9 @@ def evaluate_runs(cfg: Any, data: Any, device: torch.device, state: dict[str, Te
     runs = read_runs(cfg.eval.runs_dir, height)
     backbone = build(cfg.model, input_shape=data.input_shape)
     learner = build(cfg.algorithm, backbone=backbone, task=data.task, n_way=WAYS).to(device)
-    try:
-        learner.load_state_dict(state)
-    except (RuntimeError, KeyError) as exc:
-        raise CheckpointError(
-            f"checkpoint {checkpoint} cannot score the {WAYS}-way one-shot runs: {str(exc).splitlines()[0]}. "
-            f"A learner with an output layer must be trained with sampler.n_way={WAYS}; metric learners such as "
-            f"algorithm=protonet work with any n_way"
-        ) from None
+    load_state_checked(
+        learner, state, checkpoint,
+        hint=(f"; to score the {WAYS}-way one-shot runs, a learner with an output layer must be trained with "
+              f"sampler.n_way={WAYS}; metric learners such as algorithm=protonet work with any n_way"),
+    )
     return summarise(runs, score_runs(learner, runs, device))
