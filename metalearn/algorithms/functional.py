@@ -33,18 +33,27 @@ Params = dict[str, Tensor]
 BATCHING = ("vmap", "loop", "auto")
 
 
-def resolve_batching(batching: str, batch_norm: str = "transductive") -> str:
+def resolve_batching(batching: str, batch_norm: str = "transductive", prefix: str = "algorithm") -> str:
     """Check the setting; `auto` stays `auto` (see auto_path) unless only the loop is possible."""
     if batching not in BATCHING:
-        raise ConfigError(f"algorithm.batching={batching!r} is invalid: must be one of {', '.join(BATCHING)}")
+        raise ConfigError(f"{prefix}.batching={batching!r} is invalid: must be one of {', '.join(BATCHING)}")
     if batching == "auto" and batch_norm != "transductive":
         return "loop"
     if batching == "vmap" and batch_norm != "transductive":
         raise ConfigError(
-            "algorithm.batching=vmap needs algorithm.batch_norm=transductive (per-task batch statistics, no running "
-            "statistics); set algorithm.batch_norm=transductive or algorithm.batching=loop"
+            f"{prefix}.batching=vmap needs {prefix}.batch_norm=transductive (per-task batch statistics, no running "
+            f"statistics); set {prefix}.batch_norm=transductive or {prefix}.batching=loop"
         )
     return batching
+
+
+def check_checkpoint_inner(checkpoint_inner: bool, batching: str, prefix: str = "algorithm") -> None:
+    """Activation checkpointing of the inner loop runs on the loop path only."""
+    if checkpoint_inner and batching == "vmap":
+        raise ConfigError(
+            f"{prefix}.checkpoint_inner=true needs {prefix}.batching=loop or auto: torch.func transforms do not "
+            "support the saved-tensor hooks that activation checkpointing uses"
+        )
 
 
 def auto_path(device: torch.device) -> str:

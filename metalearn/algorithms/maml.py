@@ -35,15 +35,8 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from metalearn.algorithms.base import MetaLearner, StepOutput, set_batch_norm_mode, task_loss
-from metalearn.algorithms.functional import BatchingChoice, Params, checkpointed, inner_grads, map_tasks, resolve_batching, sgd_step
-from metalearn.errors import ConfigError
+from metalearn.algorithms.functional import BatchingChoice, Params, check_checkpoint_inner, checkpointed, inner_grads, map_tasks, resolve_batching, sgd_step
 from metalearn.sampling.episode import Episode, EpisodeBatch
-
-
-CHECKPOINT_VMAP = (
-    "algorithm.checkpoint_inner=true needs algorithm.batching=loop or auto: torch.func transforms do not support "
-    "the saved-tensor hooks that activation checkpointing uses"
-)
 
 
 def _key(name: str) -> str:
@@ -76,8 +69,7 @@ class MAML(BatchingChoice, MetaLearner):
         self.net = nn.Sequential(backbone, self.head)
         set_batch_norm_mode(self.net, batch_norm)
         resolve_batching(batching, batch_norm)  # reject bad values now, not mid-run
-        if checkpoint_inner and batching == "vmap":
-            raise ConfigError(CHECKPOINT_VMAP)
+        check_checkpoint_inner(checkpoint_inner, batching)
         self.batch_norm, self.batching, self.checkpoint_inner = batch_norm, batching, checkpoint_inner
         self.inner_lr, self.inner_steps = inner_lr, inner_steps
         self.eval_inner_lr = inner_lr if eval_inner_lr is None else eval_inner_lr

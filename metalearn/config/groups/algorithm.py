@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import List, Optional
 
+from metalearn.algorithms.functional import check_checkpoint_inner, resolve_batching
 from metalearn.config.schema import Schema, at_least, one_of, positive
 from metalearn.errors import ConfigError
 
@@ -45,22 +46,13 @@ class MAMLConfig(Schema):
         at_least(f"{prefix}.multi_step_loss_iterations", self.multi_step_loss_iterations, 0)
         at_least(f"{prefix}.first_order_iterations", self.first_order_iterations, 0)
         check_batching(prefix, self.batching, self.batch_norm)
-        if self.checkpoint_inner and self.batching == "vmap":
-            raise ConfigError(
-                f"{prefix}.checkpoint_inner=true needs {prefix}.batching=loop or auto (torch.func transforms do not "
-                "support activation checkpointing)"
-            )
+        check_checkpoint_inner(self.checkpoint_inner, self.batching, prefix)
 
 
 def check_batching(prefix: str, batching: str, batch_norm: str) -> None:
     """The gradient-based family's execution keys: vmap needs per-task batch statistics."""
     one_of(f"{prefix}.batch_norm", batch_norm, ("transductive", "running"))
-    one_of(f"{prefix}.batching", batching, ("vmap", "loop", "auto"))
-    if batching == "vmap" and batch_norm != "transductive":
-        raise ConfigError(
-            f"{prefix}.batching=vmap needs {prefix}.batch_norm=transductive (per-task batch statistics); "
-            f"set {prefix}.batch_norm=transductive or {prefix}.batching=loop"
-        )
+    resolve_batching(batching, batch_norm, prefix)
 
 
 @dataclass
