@@ -6,12 +6,18 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 
 def default_cache_dir() -> Path:
     """$METALEARN_CACHE if set, else ~/.cache/metalearn."""
     return Path(os.environ.get("METALEARN_CACHE", Path.home() / ".cache" / "metalearn")).expanduser()
+
+
+def cache_file(cache_dir: Optional[str], prefix: str, settings: dict[str, Any]) -> Path:
+    """The cache file of a built data set: `<cache>/<prefix>-<hash of settings and source keys>.pt`."""
+    base = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+    return base / f"{prefix}-{settings_key(settings)}.pt"
 
 
 def settings_key(settings: dict[str, Any]) -> str:

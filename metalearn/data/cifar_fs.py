@@ -24,10 +24,10 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 import torch
 
-from metalearn.cache import default_cache_dir, file_sha256
+from metalearn.cache import cache_file, default_cache_dir, file_sha256
 from metalearn.data.augment import make_transform
 from metalearn.data.class_store import ClassStore, SplitData
-from metalearn.data.images import cache_file, cached, resize_batch
+from metalearn.data.images import resize_batch
 from metalearn.data.safe_pickle import safe_load
 from metalearn.errors import DataError
 
@@ -230,7 +230,7 @@ def _split_loader(name: str, splits: dict[str, list[str]], doc: str) -> Callable
             _check_superclasses(fine_names, superclass_of, folder)
             return ClassStore.from_classes([resize_batch(x, image_size) for x in per_class], fine_names)
 
-        store = cached(cache_file(cache_dir, "cifar100", settings), build)
+        store = ClassStore.load_or_build(cache_file(cache_dir, "cifar100", settings), build)
         index = {n: i for i, n in enumerate(store.class_names)}
         parts = {split: store.subset([index[n] for n in names]) for split, names in splits.items()}
         return SplitData(parts["train"], parts["val"], parts["test"], name=name, train_transform=transform)

@@ -67,6 +67,21 @@ class ClassStore:
         )
 
     @classmethod
+    def load_or_build(cls, path: Path, build: "Callable[[], ClassStore]") -> "ClassStore":
+        """Load the cache file at `path`, or build the store and save it there (atomically).
+
+        A damaged cache file is rebuilt, never used.
+        """
+        if path.exists():
+            try:
+                return cls.load(path)
+            except DataError:
+                pass
+        store = build()
+        store.save(path)
+        return store
+
+    @classmethod
     def load(cls, path: Path) -> "ClassStore":
         try:
             blob = torch.load(path, map_location="cpu", weights_only=True)

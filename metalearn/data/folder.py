@@ -17,9 +17,10 @@ from typing import Optional, Sequence
 
 import torch
 
+from metalearn.cache import cache_file
 from metalearn.data.augment import make_transform
 from metalearn.data.class_store import ClassStore, SplitData
-from metalearn.data.images import cache_file, cached, decode_many, file_listing, is_image_file, to_channels
+from metalearn.data.images import decode_many, file_listing, is_image_file, to_channels
 from metalearn.errors import DataError
 
 SPLITS = ("train", "val", "test")
@@ -105,7 +106,7 @@ def load_folder(
         version=BUILD_VERSION, files=file_listing([p for g in files for p in g], base), image_size=image_size,
         channels=channels,
     )
-    store = cached(cache_file(cache_dir, "folder", settings), lambda: build_store(base, classes, files, image_size, channels))
+    store = ClassStore.load_or_build(cache_file(cache_dir, "folder", settings), lambda: build_store(base, classes, files, image_size, channels))
     if given_splits:
         parts = {s: [i for i, c in enumerate(classes) if c.parts[0] == s] for s in SPLITS}
     else:

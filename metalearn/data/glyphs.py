@@ -10,14 +10,13 @@ classes are drawn from one stream and are therefore disjoint.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import torch
 from torch import Tensor
 
-from metalearn.cache import default_cache_dir, settings_key
+from metalearn.cache import cache_file
 from metalearn.data.class_store import ClassStore, SplitData
-from metalearn.errors import DataError
+from metalearn.config.groups.dataset import GlyphsConfig
 
 GENERATOR_VERSION = 1
 _MAX_STROKES = 4
@@ -105,30 +104,18 @@ def load_glyphs(
     cache_dir: str | None = None,
 ) -> SplitData:
     """Build (or load from the cache) the glyphs splits. The data seed is independent of the run seed."""
-    for key, value, low in (
-        ("train_classes", train_classes, 2),
-        ("val_classes", val_classes, 2),
-        ("test_classes", test_classes, 2),
-        ("images_per_class", images_per_class, 2),
-        ("image_size", image_size, 8),
-    ):
-        if value < low:
-            raise DataError(f"dataset.{key}={value} is invalid: must be at least {low}")
+    GlyphsConfig(
+        train_classes=train_classes, val_classes=val_classes, test_classes=test_classes,
+        images_per_class=images_per_class, image_size=image_size, jitter=jitter, seed=seed,
+    ).check("dataset")  # the schema's limits also hold when the loader is called directly
     settings = dict(
         version=GENERATOR_VERSION, classes=[train_classes, val_classes, test_classes],
         images_per_class=images_per_class, image_size=image_size, jitter=jitter, seed=seed,
     )
-    path = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
-    path = path / f"glyphs-{settings_key(settings)}.pt"
-    store: ClassStore | None = None
-    if path.exists():
-        try:
-            store = ClassStore.load(path)
-        except DataError:
-            store = None  # a damaged cache is rebuilt, never used
-    if store is None:
-        store = generate_glyphs(train_classes + val_classes + test_classes, images_per_class, image_size, seed, jitter)
-        store.save(path)
+    store = ClassStore.load_or_build(
+        cache_file(cache_dir, "glyphs", settings),
+        lambda: generate_glyphs(train_classes + val_classes + test_classes, images_per_class, image_size, seed, jitter),
+    )
     order = range(store.num_classes)
     return SplitData(
         train=store.subset(order[:train_classes]),

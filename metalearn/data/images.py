@@ -11,7 +11,7 @@ import io
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Optional, Sequence, Union
+from typing import Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -19,8 +19,6 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps
 from torch import Tensor
 
-from metalearn.cache import default_cache_dir, settings_key
-from metalearn.data.class_store import ClassStore
 from metalearn.errors import DataError
 
 #: file endings read as images (compared case-insensitively)
@@ -114,21 +112,3 @@ def file_listing(paths: Sequence[Path], base: Path) -> list[tuple[str, int, int]
         info = path.stat()
         out.append((path.relative_to(base).as_posix(), info.st_size, info.st_mtime_ns))
     return out
-
-
-def cache_file(cache_dir: Optional[str], prefix: str, settings: dict) -> Path:
-    """The cache file of a built data set: `<cache>/<prefix>-<hash of settings and source keys>.pt`."""
-    base = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
-    return base / f"{prefix}-{settings_key(settings)}.pt"
-
-
-def cached(path: Path, build: Callable[[], ClassStore]) -> ClassStore:
-    """Load a ClassStore cache file, or build and save it (atomically); a damaged cache is rebuilt, never used."""
-    if path.exists():
-        try:
-            return ClassStore.load(path)
-        except DataError:
-            pass
-    store = build()
-    store.save(path)
-    return store

@@ -22,10 +22,10 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import torch
 
-from metalearn.cache import file_sha256
+from metalearn.cache import cache_file, file_sha256
 from metalearn.data.augment import make_transform
 from metalearn.data.class_store import ClassStore, SplitData
-from metalearn.data.images import cache_file, cached, decode_many, file_listing, hwc_to_chw, resize_batch
+from metalearn.data.images import decode_many, file_listing, hwc_to_chw, resize_batch
 from metalearn.data.safe_pickle import safe_load
 from metalearn.errors import DataError
 
@@ -154,7 +154,7 @@ def load_mini_imagenet(
         for split in SPLITS:
             path = pickle_path(base, split)
             settings = dict(version=BUILD_VERSION, source="pickle", sha256=file_sha256(path), image_size=image_size)
-            stores[split] = cached(
+            stores[split] = ClassStore.load_or_build(
                 cache_file(cache_dir, f"mini_imagenet-{split}", settings),
                 lambda path=path: _resized(read_pickle_split(path), image_size),
             )
@@ -166,7 +166,7 @@ def load_mini_imagenet(
                 version=BUILD_VERSION, source="csv", csv=file_sha256(base / f"{split}.csv"), files=listing,
                 image_size=image_size,
             )
-            stores[split] = cached(
+            stores[split] = ClassStore.load_or_build(
                 cache_file(cache_dir, f"mini_imagenet-{split}", settings),
                 lambda f=files[split]: read_csv_split(f, image_size),
             )

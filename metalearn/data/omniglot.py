@@ -108,14 +108,7 @@ def load_set(source: FileSource, set_name: str, image_size: int, cache_dir: Path
     """Decode one image set, or load it from the cache written by an earlier decode of the same bytes and settings."""
     key = settings_key(dict(version=DECODER_VERSION, source=source.fingerprint(), image_size=image_size, set=set_name))
     path = cache_dir / f"omniglot-{SET_LABELS[set_name]}-{image_size}-{key}.pt"
-    if path.exists():
-        try:
-            return ClassStore.load(path)
-        except DataError:
-            pass  # a damaged cache file is rebuilt, never used
-    store = decode_set(source, SET_LABELS[set_name], image_size)
-    store.save(path)
-    return store
+    return ClassStore.load_or_build(path, lambda: decode_set(source, SET_LABELS[set_name], image_size))
 
 
 # --- splits -------------------------------------------------------------------------------------
