@@ -144,16 +144,21 @@ def _compact_hydra_errors() -> None:
 
 
 # --- resume: run in the stopped run's directory, keep its .hydra/ --------------------------------------
+def _arg_value(argv: list[str], key: str) -> str | None:
+    """The value of `key=VALUE` (or `+key=` / `++key=`) on the command line, if given."""
+    for arg in argv:
+        found = re.fullmatch(rf"\+{{0,2}}{re.escape(key)}=(.*)", arg)
+        if found:
+            return found.group(1).strip("'\"")
+    return None
+
+
 def _resume_argv(argv: list[str]) -> list[str]:
     """`resume=PATH` runs in PATH's run directory; any resume keeps the run's original .hydra/ files."""
     from metalearn.training.resume import run_dir_of
 
     def value(key: str) -> str | None:
-        for arg in argv:
-            found = re.fullmatch(rf"\+{{0,2}}{re.escape(key)}=(.*)", arg)
-            if found:
-                return found.group(1).strip("'\"")
-        return None
+        return _arg_value(argv, key)
 
     resume, trainer_resume = value("resume"), value("trainer.resume")
     if not (resume not in (None, "", "null") or (trainer_resume or "").lower() == "true"):
@@ -172,9 +177,32 @@ def _resume_argv(argv: list[str]) -> list[str]:
     return argv + extra
 
 
+# --- mode=eval: compose with the checkpoint's own options, so their keys can be overridden ---------------
+def _eval_argv(argv: list[str]) -> list[str]:
+    """Add `group=<the checkpoint's option>` for each saved group the command does not name.
+
+    Why: Hydra composes the default options first (algorithm=protonet), where MAML's keys do not exist, so
+    `mode=eval checkpoint=P algorithm.eval_inner_steps=10` would fail as an unknown key. An unreadable
+    checkpoint adds nothing here; the run then reports it.
+    """
+    from metalearn.run import SAVED_GROUPS
+    from metalearn.training.checkpoint import load_checkpoint
+
+    checkpoint = _arg_value(argv, "checkpoint")
+    if _arg_value(argv, "mode") != "eval" or checkpoint in (None, "", "null"):
+        return argv
+    try:
+        choices = dict(load_checkpoint(checkpoint).get("choices", {}))
+    except MetalearnError:
+        return argv
+    named = {re.sub(r"^[+~]{1,2}", "", arg).split("=")[0] for arg in argv}
+    named |= {arg[1:].split(".")[0] for arg in argv if re.match(r"\+[^+]", arg)}  # `+group.KEY=V` adds to the defaults
+    return argv + [f"{group}={choices[group]}" for group in SAVED_GROUPS if group in choices and group not in named]
+
+
 def main() -> None:
     _compact_hydra_errors()
-    sys.argv = [sys.argv[0], *_resume_argv(sys.argv[1:])]
+    sys.argv = [sys.argv[0], *_eval_argv(_resume_argv(sys.argv[1:]))]
     try:
         _app()
     except KeyboardInterrupt:  # Ctrl-C before the run's own handlers are in place (start-up, composition)

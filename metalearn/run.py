@@ -26,8 +26,9 @@ SAVED_GROUPS = ("dataset", "sampler", "algorithm", "model")
 def eval_config(cfg: DictConfig, overrides: list[str], saved_yaml: str, saved_choices: dict[str, str]) -> DictConfig:
     """The checkpoint's config, with this command's device/trainer and its explicit key overrides on top.
 
-    Naming a saved group's option is allowed only when it is the checkpoint's own (so that
-    `algorithm=maml algorithm.eval_inner_steps=10` can reach MAML's keys); any other option is refused.
+    Naming a saved group's option is allowed only when it is the checkpoint's own (the command line adds
+    those itself, see cli._eval_argv, so that `algorithm.eval_inner_steps=10` reaches MAML's keys); any
+    other option is refused.
     """
     saved = OmegaConf.create(saved_yaml)
     merged = OmegaConf.merge(
@@ -39,8 +40,7 @@ def eval_config(cfg: DictConfig, overrides: list[str], saved_yaml: str, saved_ch
             if override.value() != saved_choices.get(key):
                 raise ConfigError(
                     f"mode=eval takes {key} from the checkpoint; remove {key}={override.value()} "
-                    f"(the checkpoint's is {key}={saved_choices.get(key)}; keys can still be overridden, for example "
-                    f"{key}={saved_choices.get(key)} {key}.KEY=VALUE)"
+                    f"(the checkpoint's is {key}={saved_choices.get(key)}; its keys can still be overridden, as {key}.KEY=VALUE)"
                 )
             continue
         if key.split(".")[0] in SAVED_GROUPS or key == "seed":

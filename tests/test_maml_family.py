@@ -270,6 +270,52 @@ def test_multi_step_loss_weights_anneal_towards_the_last_step():
     assert learner.step_weights() == pytest.approx([0.0075] * 3 + [1 - 3 * 0.0075])
 
 
+def per_step_running_maml(steps: int = 2) -> MAML:
+    torch.manual_seed(0)
+    return MAML(small_conv(), "classification", 5, inner_steps=steps, per_step_batch_norm=True, batch_norm="running")
+
+
+def test_per_step_running_statistics_follow_each_inner_step():
+    """BNRS: one training task with 2 inner steps; step 0's statistics see only the support pass at theta, so
+    the first BatchNorm's running mean and (unbiased) variance follow from the first convolution by hand."""
+    learner = per_step_running_maml()
+    learner.train()
+    batch = image_batch(tasks=1)
+    learner.meta_loss(batch)
+    stats = dict(learner.bn_stats.named_buffers())
+    conv = learner.net[0].encoder[0][0]
+    h = torch.nn.functional.conv2d(batch.support_x[0], conv.weight, conv.bias, padding=1).detach()
+    momentum = learner.net[0].encoder[0][1].momentum
+    torch.testing.assert_close(stats["0__encoder__0__1__running_mean"][0], momentum * h.mean((0, 2, 3)))
+    torch.testing.assert_close(stats["0__encoder__0__1__running_var"][0], (1 - momentum) + momentum * h.var((0, 2, 3)))
+    # step 1 saw the support pass after one step and the query pass: other statistics than step 0's
+    assert not torch.allclose(stats["0__encoder__0__1__running_mean"][1], stats["0__encoder__0__1__running_mean"][0])
+    assert learner.net[0].encoder[0][1].running_mean.abs().max() == 0  # the shared statistics stay unused
+
+
+def test_evaluation_normalises_each_step_with_its_own_statistics():
+    """In eval mode the output of inner step s equals a plain network carrying step s's statistics and weights."""
+    learner = per_step_running_maml(steps=3)
+    for name, buffer in learner.bn_stats.named_buffers():
+        buffer.copy_(torch.rand_like(buffer) + (0.5 if name.endswith("var") else -0.5))
+    with torch.no_grad():
+        for weights in learner.bn_steps.values():
+            weights.add_(torch.randn_like(weights))
+    learner.eval()
+    x = image_batch(tasks=1).query_x[0]
+    theta = learner.theta(detach=True)
+    for step in range(3):
+        plain = copy.deepcopy(learner.net).eval()
+        for name, buffer in plain.named_buffers():
+            if name in learner.stat_names:
+                buffer.copy_(learner.bn_stats.get_buffer(name.replace(".", "__"))[step])
+        for name, p in plain.named_parameters():
+            if name.replace(".", "__") in learner.bn_steps:
+                p.data.copy_(learner.bn_steps[name.replace(".", "__")][step])
+        torch.testing.assert_close(learner.forward_with(theta, {}, x, step), plain(x))
+    assert not torch.allclose(learner.forward_with(theta, {}, x, 0), learner.forward_with(theta, {}, x, 1))
+
+
 # --- each one learns ----------------------------------------------------------------------------
 def fit(learner, sampler, steps: int, lr: float = 1e-3) -> None:
     optimizer = torch.optim.Adam(learner.parameters(), lr=lr)

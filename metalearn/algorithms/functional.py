@@ -6,11 +6,12 @@ Two interchangeable ways to run the tasks of a meta-batch (`algorithm.batching`)
         gradients by torch.func.grad (Finn et al.'s MAML written as in the torch.func maml-omniglot
         example). BatchNorm must then be transductive (each task's own batch statistics, no running
         statistics), as torch.func's "Patching Batch Norm" note requires.
-  auto: vmap on CUDA, the loop elsewhere. A fixed rule taken from measurement (README, Performance):
-        on an NVIDIA H200 at meta-batch 32 with Conv4, vmap was 9.9x (MAML) and 5.1x (FOMAML) faster
-        than the loop; on 2 CPU cores the loop was the faster for Conv4. A rule rather than timing at
-        run time, so that runs with the same seed, and resumed runs, take the same path and compute the
-        same numbers.
+  auto: vmap on CUDA and for networks without convolutions; the loop for convolutional networks
+        elsewhere. A fixed rule taken from measurement (README, Performance): on an NVIDIA H200 at
+        meta-batch 32 with Conv4, vmap was 9.9x (MAML) and 5.1x (FOMAML) faster than the loop; on 2 CPU
+        cores the loop was the faster for Conv4, while for the sinusoid MLP vmap was 2.3x to 4.8x faster
+        across the family. A rule rather than timing at run time, so that runs with the same seed, and
+        resumed runs, take the same path and compute the same numbers.
 
 First-order inner steps take the gradient at *detached* parameters, so no second-order graph is ever
 built (the pitfall of computing create_graph=True and detaching afterwards).
@@ -21,7 +22,7 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.nn import functional as F
 from torch.overrides import TorchFunctionMode
 from torch.utils.checkpoint import checkpoint
@@ -56,9 +57,10 @@ def check_checkpoint_inner(checkpoint_inner: bool, batching: str, prefix: str = 
         )
 
 
-def auto_path(device: torch.device) -> str:
-    """The path `batching=auto` takes on `device` (see the module docstring for the measurements)."""
-    return "vmap" if device.type == "cuda" else "loop"
+def auto_path(device: torch.device, network: nn.Module) -> str:
+    """The path `batching=auto` takes for `network` on `device` (see the module docstring for the measurements)."""
+    convolutional = any(isinstance(m, nn.modules.conv._ConvNd) for m in network.modules())
+    return "vmap" if device.type == "cuda" or not convolutional else "loop"
 
 
 class BatchingChoice:
@@ -72,7 +74,7 @@ class BatchingChoice:
         batching = resolve_batching(self.batching, self.batch_norm)
         if batching != "auto":
             return batching
-        return auto_path(next(self.parameters()).device)  # type: ignore[attr-defined]
+        return auto_path(next(self.parameters()).device, self)  # type: ignore[attr-defined, arg-type]
 
 
 def inner_grads(loss_fn: Callable[[Params], Tensor], params: Params, second_order: bool, functional: bool) -> Params:

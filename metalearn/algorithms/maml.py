@@ -15,10 +15,12 @@ MAML++ options (all off by default; `algorithm=maml++` turns them on):
     (non-final weights floor at 0.03 / inner_steps, as in the reference code).
   per_layer_inner_lr (LSLR): one learnable inner learning rate per parameter tensor and inner step.
     Evaluation uses the learned rates (steps past inner_steps reuse the last one); eval_inner_lr is unused.
-  per_step_batch_norm (BNWB): BatchNorm weight and bias per inner step, meta-learned in the outer loop
-    and not adapted in the inner loop. Per-step running statistics (BNRS) are not kept: with the
-    transductive BatchNorm used here (and the reference code's training=True everywhere) every forward
-    pass normalises with its own batch statistics, so running statistics would never be read.
+  per_step_batch_norm (BNWB + BNRS): BatchNorm weight and bias per inner step, meta-learned in the outer
+    loop and not adapted in the inner loop; with batch_norm=running also running statistics per inner
+    step: every forward pass of inner step s (support and query) updates step s's running mean and
+    variance, and evaluation normalises step s's activations with them. With transductive BatchNorm (the
+    default, and the reference code's training=True everywhere) every pass normalises with its own batch
+    statistics, so no running statistics exist to keep.
   first_order_iterations (DA): first-order for iterations 1..N, second-order afterwards.
   Cosine annealing of the outer learning rate is the trainer's: trainer.scheduler=cosine.
 
@@ -83,6 +85,13 @@ class MAML(BatchingChoice, MetaLearner):
             for name, p in self.net.named_parameters():
                 if self._is_batch_norm(name):
                     self.bn_steps[_key(name)] = nn.Parameter(p.detach().clone().expand(inner_steps, *p.shape).clone())
+        self.bn_stats = nn.Module()  # per-step running statistics (BNRS), [inner_steps, C] per BatchNorm buffer
+        self.stat_names: list[str] = []
+        if per_step_batch_norm and batch_norm == "running":
+            for name, buffer in self.net.named_buffers():
+                if name.endswith((".running_mean", ".running_var")):
+                    self.stat_names.append(name)
+                    self.bn_stats.register_buffer(_key(name), buffer.detach().clone().expand(inner_steps, *buffer.shape).clone())
         self.step_lrs = nn.ParameterDict()
         if per_layer_inner_lr:
             for name in self.fast_names():
@@ -135,6 +144,8 @@ class MAML(BatchingChoice, MetaLearner):
         if len(self.bn_steps):
             index = min(max(step, 0), self.inner_steps - 1)
             params.update({n: self.bn_steps[_key(n)][index] for n in theta if _key(n) in self.bn_steps})
+            # views into step `index`'s statistics: BatchNorm's in-place running update lands in them
+            params.update({n: self.bn_stats.get_buffer(_key(n))[index] for n in self.stat_names})
         return functional_call(self.net, params, (x,))
 
     def lrs(self, step: int, training: bool) -> dict[str, float | Tensor]:
