@@ -1,6 +1,9 @@
-"""Pick the torch device named by the `device` config group."""
+"""Pick the torch device named by the `device` config group, and set up the process's memory allocator."""
 
 from __future__ import annotations
+
+import ctypes
+import ctypes.util
 
 import torch
 
@@ -29,3 +32,29 @@ def resolve_device(name: str, index: int | None = None) -> torch.device:
             raise ConfigError("device=mps was asked for, but torch sees no Apple MPS device; use device=auto or device=cpu")
         return torch.device("mps")
     return torch.device("cpu")
+
+
+# glibc mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_MMAP_THRESHOLD_MAX = 32 << 20  # glibc's ceiling for M_MMAP_THRESHOLD on 64-bit systems
+_TRIM_THRESHOLD = 1 << 30
+
+
+def reuse_freed_memory() -> bool:
+    """Have glibc's malloc keep freed memory for reuse instead of giving it back to the OS at once.
+
+    Why: a meta-iteration allocates and frees gigabytes of activations. By default glibc returns large
+    blocks to the OS (munmap, heap trimming), so every iteration page-faults them in again: about 40,000
+    page faults and 0.2 s of a 1.7 s Conv4 MAML meta-iteration on 2 CPU cores. Afterwards blocks up to
+    32 MB come from the heap and up to 1 GB of free heap is kept. Returns False where there is no glibc
+    (macOS, musl), which is left as it is. Process-wide; `device.reuse_memory=false` skips it.
+    """
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return False
+    try:
+        mallopt = ctypes.CDLL(name).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
+    return bool(mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX)) and bool(mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD))

@@ -11,7 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from metalearn.build import build
 from metalearn.config import validate_config
-from metalearn.device import resolve_device
+from metalearn.device import resolve_device, reuse_freed_memory
 from metalearn.errors import ConfigError, MetalearnError
 from metalearn.io import atomic_write_json
 from metalearn.seeding import seed_everything
@@ -94,6 +94,8 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str], choices: dict[str,
 
     seed_everything(cfg.seed, cfg.device.deterministic)
     device = resolve_device(cfg.device.name, cfg.device.index)
+    if cfg.device.reuse_memory:
+        reuse_freed_memory()
     data = build(cfg.dataset)
     sampler = build(cfg.sampler, data=data).to(device)
     backbone = build(cfg.model, input_shape=data.input_shape)

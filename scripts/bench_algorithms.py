@@ -3,15 +3,19 @@
 Per algorithm: median meta-iteration time with the data included (sampler.train_batch inside the timed
 loop), tasks per second, peak memory, the model FLOPs of one meta-iteration (torch.utils.flop_counter)
 and the achieved GFLOP/s next to this machine's fp32 matmul peak measured in the same run. Defaults:
-5-way 1-shot, 15 queries, 28x28x1 glyphs, Conv4-64, meta-batch 32, 1 inner step.
+5-way 1-shot, 15 queries, 28x28x1 glyphs, Conv4-64, meta-batch 32, 1 inner step. As in `metalearn`, the
+model's memory_format is `auto` (channels-last on CPU) and freed memory is kept for reuse
+(device.reuse_memory); --memory-format and --no-reuse-memory measure the alternatives.
 
 Each measurement runs in a fresh subprocess, so peak memory is that run's alone: on CPU the peak
 resident set size (getrusage ru_maxrss) minus the resident size before the first iteration, i.e. the
 extra memory the meta-iterations needed; on CUDA torch.cuda.max_memory_allocated.
 
-  python scripts/bench_algorithms.py                      # every algorithm, loop path, CPU
+  python scripts/bench_algorithms.py                      # every algorithm, batching=auto (threads on CPU)
+  python scripts/bench_algorithms.py --batching loop      # the single-stream reference path
   python scripts/bench_algorithms.py --algorithms maml,fomaml --batching vmap
   python scripts/bench_algorithms.py --memory-sweep       # MAML 1/5/10 steps, with and without checkpoint_inner
+  python scripts/bench_algorithms.py --algorithms maml --memory-format contiguous --no-reuse-memory   # as before both
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def build_learner(name: str, overrides: dict, data, n_way: int):
+def build_learner(name: str, overrides: dict, data, n_way: int, memory_format: str = "auto"):
     from metalearn.build import build
     from metalearn.models.conv4 import Conv4
 
@@ -58,7 +62,7 @@ def build_learner(name: str, overrides: dict, data, n_way: int):
     for key, value in overrides.items():
         if key in node:
             node[key] = value
-    backbone = Conv4(data.input_shape, hidden_channels=64)
+    backbone = Conv4(data.input_shape, hidden_channels=64, memory_format=memory_format)
     return build(node, backbone=backbone, task=data.task, n_way=n_way)
 
 
@@ -69,6 +73,10 @@ def measure(spec: dict) -> dict:
     from metalearn.data.glyphs import load_glyphs
     from metalearn.sampling.sampler import EpisodeSampler
 
+    from metalearn.device import reuse_freed_memory
+
+    if spec["reuse_memory"]:
+        reuse_freed_memory()
     torch.manual_seed(0)
     device = torch.device(spec["device"])
     data = load_glyphs(train_classes=200, val_classes=10, test_classes=10)
@@ -77,7 +85,7 @@ def measure(spec: dict) -> dict:
     if spec["algorithm"] == "maml++":
         overrides["multi_step_loss_iterations"] = 10
         overrides["first_order_iterations"] = 0  # time the second-order phase
-    learner = build_learner(spec["algorithm"], overrides, data, spec["n_way"]).to(device)
+    learner = build_learner(spec["algorithm"], overrides, data, spec["n_way"], spec["memory_format"]).to(device)
     optimizer = torch.optim.Adam(learner.parameters(), lr=1e-3)
     learner.train()
 
@@ -102,6 +110,8 @@ def measure(spec: dict) -> dict:
     else:
         peak_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
     batch = sampler.train_batch()
+    if spec["batching"] in ("threads", "auto"):
+        learner.batching = "loop"  # the FLOP counter sees only this thread's operations; the loop does the same work
     with FlopCounterMode(display=False) as counter:
         out = learner.meta_loss(batch)
         if out.loss.requires_grad:
@@ -125,7 +135,7 @@ def run_one(spec: dict) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--algorithms", default=",".join(ALGORITHMS))
-    parser.add_argument("--batching", default="loop", choices=("loop", "vmap", "auto"))
+    parser.add_argument("--batching", default="auto", choices=("auto", "loop", "threads", "vmap"))
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--tasks", type=int, default=32)
     parser.add_argument("--n-way", type=int, default=5)
@@ -133,20 +143,24 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=5, help="timed meta-iterations (median reported)")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--memory-sweep", action="store_true", help="MAML 1/5/10 inner steps, with/without checkpoint_inner")
+    parser.add_argument("--memory-format", default="auto", choices=("auto", "channels_last", "contiguous"))
+    parser.add_argument("--no-reuse-memory", action="store_true", help="leave glibc's malloc settings as they are")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         print(json.dumps(measure(json.loads(args.one))))
         return
     base = {"device": args.device, "tasks": args.tasks, "n_way": args.n_way, "batching": args.batching,
-            "iterations": args.iterations, "warmup": args.warmup, "inner_steps": args.inner_steps, "checkpoint_inner": False}
+            "iterations": args.iterations, "warmup": args.warmup, "inner_steps": args.inner_steps, "checkpoint_inner": False,
+            "memory_format": args.memory_format, "reuse_memory": not args.no_reuse_memory}
     if args.memory_sweep:
         specs = [{**base, "algorithm": "maml", "batching": "loop", "inner_steps": s, "checkpoint_inner": c}
                  for s in (1, 5, 10) for c in (False, True)]
     else:
         specs = [{**base, "algorithm": a} for a in args.algorithms.split(",")]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}; "
-          f"{args.n_way}-way 1-shot, 15 queries, 28x28x1, Conv4-64, meta-batch {args.tasks}")
+          f"{args.n_way}-way 1-shot, 15 queries, 28x28x1, Conv4-64, meta-batch {args.tasks}; "
+          f"memory_format={args.memory_format}, reuse_memory={not args.no_reuse_memory}")
     print("| algorithm | batching | inner steps | checkpoint_inner | median s/it (data incl.) | tasks/s | peak MB | GFLOP/it | GFLOP/s | matmul peak GFLOP/s |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for spec in specs:

@@ -49,9 +49,16 @@ def small_conv() -> Conv4:
 
 
 def meta_grads(learner: MAML, batch: EpisodeBatch, batching: str) -> dict[str, torch.Tensor]:
+    """The meta-gradient as the trainer applies it (batching=threads hands it over computed)."""
     learner.batching = batching
     learner.zero_grad()
-    learner.meta_loss(batch).loss.backward()
+    out = learner.meta_loss(batch)
+    if out.grads is None:
+        out.loss.backward()
+    else:
+        assert not out.loss.requires_grad
+        for p, g in zip(learner.parameters(), out.grads):
+            p.grad = g
     return {n: p.grad.clone() for n, p in learner.named_parameters() if p.grad is not None}
 
 
@@ -132,22 +139,42 @@ FAMILY = {
 }
 
 
+@pytest.mark.parametrize("batching", ["vmap", "threads"])
 @pytest.mark.parametrize("name", FAMILY)
-def test_vmap_and_loop_give_the_same_meta_gradient(name):
+def test_vmap_threads_and_loop_give_the_same_meta_gradient(name, batching):
     torch.manual_seed(0)
     learner = FAMILY[name]()
     batch = image_batch()
-    loop, vmap = meta_grads(learner, batch, "loop"), meta_grads(learner, batch, "vmap")
-    assert loop.keys() == vmap.keys() and len(loop) > 0
+    loop, other = meta_grads(learner, batch, "loop"), meta_grads(learner, batch, batching)
+    assert loop.keys() == other.keys() and len(loop) > 0
     for key in loop:
-        torch.testing.assert_close(vmap[key], loop[key], rtol=1e-4, atol=1e-6, msg=f"{name}: {key}")
+        torch.testing.assert_close(other[key], loop[key], rtol=1e-4, atol=1e-6, msg=f"{name}: {key}")
     learner.eval()
     with torch.no_grad():
         learner.batching = "loop"
         a = learner.predict_batch(batch)
-        learner.batching = "vmap"
+        learner.batching = batching
         b = learner.predict_batch(batch)
     torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["maml", "maml++"])
+def test_threads_results_do_not_depend_on_the_worker_count(name):
+    """Each task runs alone on one thread and results are combined in task order: 1 or 2 workers, same bits."""
+    torch.manual_seed(0)
+    learner = FAMILY[name]()
+    batch = image_batch(tasks=5)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        two = meta_grads(learner, batch, "threads")
+        again = meta_grads(learner, batch, "threads")
+        torch.set_num_threads(1)
+        one = meta_grads(learner, batch, "threads")
+    finally:
+        torch.set_num_threads(threads)
+    for key in two:
+        assert torch.equal(two[key], again[key]) and torch.equal(two[key], one[key]), key
 
 
 def test_checkpointed_inner_loop_gives_the_same_meta_gradient():

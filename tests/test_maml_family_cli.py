@@ -18,7 +18,7 @@ EXPERIMENTS = sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml
 
 @pytest.mark.parametrize("algorithm", ["maml++", "anil", "metasgd", "reptile"])
 def test_cli_runs_each_new_config(algorithm, tmp_path):
-    extra = ["algorithm.batching=loop", "algorithm.eval_inner_steps=2"]  # loop: auto would time both paths first
+    extra = ["algorithm.batching=loop", "algorithm.eval_inner_steps=2"]
     if algorithm == "maml++":
         extra.append("algorithm.inner_steps=2")
     proc = run_cli(f"algorithm={algorithm}", *TINY, *extra, f"hydra.run.dir={tmp_path}")
@@ -45,6 +45,7 @@ def test_experiment_configs_compose_and_validate(experiment):
     "overrides, message",
     [
         (["algorithm=maml", "algorithm.batching=vmap", "algorithm.batch_norm=running"], "algorithm.batching=vmap needs"),
+        (["algorithm=reptile", "algorithm.batching=threads", "algorithm.batch_norm=running"], "algorithm.batching=threads needs"),
         (["algorithm=maml", "algorithm.batching=vmap", "algorithm.checkpoint_inner=true"], "algorithm.checkpoint_inner=true"),
         (["algorithm=maml", "algorithm.batching=fast"], "algorithm.batching='fast' is invalid"),
         (["algorithm=reptile", "algorithm.evaluation=inductive"], "algorithm.evaluation='inductive' is invalid"),

@@ -122,3 +122,18 @@ def test_killed_mid_row_then_mid_checkpoint_then_resumed(tmp_path: Path, referen
     for stale in (run_dir / "checkpoints").glob(".*.tmp"):
         stale.unlink()
     assert_same_run(run_dir, reference)
+
+
+def test_maml_on_task_threads_resumes_exactly(tmp_path: Path) -> None:
+    """batching=threads (auto's choice for Conv4 on a multi-core CPU): killed, resumed, the same bits."""
+    env = {"OMP_NUM_THREADS": "2"}  # two workers, one task each at a time
+    base = [*BASE, "algorithm=maml", "algorithm.batching=threads", "algorithm.eval_inner_steps=1"]
+    reference = tmp_path / "reference"
+    done = run_cli(*base, f"hydra.run.dir={reference}", env=env)
+    assert done.returncode == 0, done.stderr
+    run_dir = tmp_path / "run"
+    done = run_cli(*base, f"hydra.run.dir={run_dir}", env={**env, "METALEARN_TEST_KILL_AT": "iteration:5"})
+    assert done.returncode == -9, done.stderr[-2000:]
+    done = run_cli(f"resume={run_dir}", "trainer.progress=false", env=env)
+    assert done.returncode == 0, done.stderr
+    assert_same_run(run_dir, reference)

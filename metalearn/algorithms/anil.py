@@ -9,10 +9,10 @@ once per task, so an inner step costs a linear layer instead of a full network p
 from __future__ import annotations
 
 from torch import Tensor
-from torch.func import functional_call
 
 from metalearn.algorithms.functional import Params
 from metalearn.algorithms.maml import MAML
+from metalearn.algorithms.task_threads import call_module
 
 _BODY, _HEAD = "0.", "1."  # prefixes in MAML.net = Sequential(backbone, head)
 
@@ -23,7 +23,7 @@ class ANIL(MAML):
 
     def embed(self, theta: Params, x: Tensor) -> Tensor:
         body = {n[len(_BODY):]: p for n, p in theta.items() if n.startswith(_BODY)}
-        return functional_call(self.backbone, body, (x,))
+        return call_module(self.backbone, body, x)
 
     def forward_with(self, theta: Params, fast: Params, x: Tensor, step: int) -> Tensor:
-        return functional_call(self.head, {n[len(_HEAD):]: p for n, p in fast.items()}, (x,))
+        return call_module(self.head, {n[len(_HEAD):]: p for n, p in fast.items()}, x)

@@ -20,10 +20,16 @@ BATCH_NORM_MODES = ("transductive", "running")
 
 @dataclass
 class StepOutput:
-    """A meta-training step: the loss to backpropagate and metrics to log (floats)."""
+    """A meta-training step: the loss to backpropagate and metrics to log (floats).
+
+    grads: the meta-gradient already computed, one entry per learner.parameters() (None where a parameter
+    has none), for learners that differentiate each task where it runs (batching=threads); `loss` is then
+    a detached value for logging and checks, and outer_update applies `grads` instead of backpropagating.
+    """
 
     loss: Tensor
     metrics: dict[str, float] = field(default_factory=dict)
+    grads: list[Tensor | None] | None = None
 
 
 def task_loss(output: Tensor, target: Tensor, task: str) -> Tensor:
@@ -89,7 +95,11 @@ class MetaLearner(nn.Module):
         """Apply one outer update from `out`. The default backpropagates the meta-loss and steps the optimiser;
         algorithms whose outer update is not a loss gradient (Reptile) override this one hook."""
         optimizer.zero_grad(set_to_none=True)
-        out.loss.backward()
+        if out.grads is None:
+            out.loss.backward()
+        else:
+            for p, g in zip(self.parameters(), out.grads, strict=True):
+                p.grad = g
         if grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(self.parameters(), grad_clip)
         optimizer.step()

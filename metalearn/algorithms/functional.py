@@ -1,17 +1,21 @@
 """torch.func pieces shared by the gradient-based family (MAML, FOMAML, ANIL, Meta-SGD, MAML++, Reptile).
 
-Two interchangeable ways to run the tasks of a meta-batch (`algorithm.batching`):
+Interchangeable ways to run the tasks of a meta-batch (`algorithm.batching`):
   loop: one task after another, inner gradients by torch.autograd.grad (the reference path);
+  threads: the loop's per-task function, the tasks spread over worker threads with one intra-op thread
+        each (task_threads.py); results in task order, so runs repeat bit for bit;
   vmap: the same per-task function mapped over the task dimension with torch.func.vmap, inner
         gradients by torch.func.grad (Finn et al.'s MAML written as in the torch.func maml-omniglot
         example). BatchNorm must then be transductive (each task's own batch statistics, no running
-        statistics), as torch.func's "Patching Batch Norm" note requires.
-  auto: vmap on CUDA and for networks without convolutions; the loop for convolutional networks
-        elsewhere. A fixed rule taken from measurement (README, Performance): on an NVIDIA H200 at
-        meta-batch 32 with Conv4, vmap was 9.9x (MAML) and 5.1x (FOMAML) faster than the loop; on 2 CPU
-        cores the loop was the faster for Conv4, while for the sinusoid MLP vmap was 2.3x to 4.8x faster
-        across the family. A rule rather than timing at run time, so that runs with the same seed, and
-        resumed runs, take the same path and compute the same numbers.
+        statistics), as torch.func's "Patching Batch Norm" note requires; threads need it too, as
+        concurrent tasks would update shared running statistics;
+  auto: vmap on CUDA and for networks without convolutions; for convolutional networks on the CPU
+        threads (loop with a single intra-op thread), and the loop elsewhere. A fixed rule taken from
+        measurement (README, Performance): on an NVIDIA H200 at meta-batch 32 with Conv4, vmap was 9.9x
+        (MAML) and 5.1x (FOMAML) faster than the loop; on 2 CPU cores vmap was the slowest for Conv4 and
+        threads about 15% faster than the loop, while for the sinusoid MLP vmap was 2.3x to 4.8x faster
+        than the loop across the family. A rule rather than timing at run time, so that runs with the
+        same seed, and resumed runs, take the same path and compute the same numbers.
 
 First-order inner steps take the gradient at *detached* parameters, so no second-order graph is ever
 built (the pitfall of computing create_graph=True and detaching afterwards).
@@ -27,11 +31,12 @@ from torch.nn import functional as F
 from torch.overrides import TorchFunctionMode
 from torch.utils.checkpoint import checkpoint
 
+from metalearn.algorithms import task_threads
 from metalearn.errors import ConfigError
 from metalearn.sampling.episode import EpisodeBatch
 
 Params = dict[str, Tensor]
-BATCHING = ("vmap", "loop", "auto")
+BATCHING = ("vmap", "loop", "threads", "auto")
 
 
 def resolve_batching(batching: str, batch_norm: str = "transductive", prefix: str = "algorithm") -> str:
@@ -40,9 +45,9 @@ def resolve_batching(batching: str, batch_norm: str = "transductive", prefix: st
         raise ConfigError(f"{prefix}.batching={batching!r} is invalid: must be one of {', '.join(BATCHING)}")
     if batching == "auto" and batch_norm != "transductive":
         return "loop"
-    if batching == "vmap" and batch_norm != "transductive":
+    if batching in ("vmap", "threads") and batch_norm != "transductive":
         raise ConfigError(
-            f"{prefix}.batching=vmap needs {prefix}.batch_norm=transductive (per-task batch statistics, no running "
+            f"{prefix}.batching={batching} needs {prefix}.batch_norm=transductive (per-task batch statistics, no running "
             f"statistics); set {prefix}.batch_norm=transductive or {prefix}.batching=loop"
         )
     return batching
@@ -60,7 +65,9 @@ def check_checkpoint_inner(checkpoint_inner: bool, batching: str, prefix: str = 
 def auto_path(device: torch.device, network: nn.Module) -> str:
     """The path `batching=auto` takes for `network` on `device` (see the module docstring for the measurements)."""
     convolutional = any(isinstance(m, nn.modules.conv._ConvNd) for m in network.modules())
-    return "vmap" if device.type == "cuda" or not convolutional else "loop"
+    if device.type == "cuda" or not convolutional:
+        return "vmap"
+    return "threads" if device.type == "cpu" and task_threads.workers() > 1 else "loop"
 
 
 class BatchingChoice:
@@ -152,11 +159,21 @@ class BatchStatsNorm(TorchFunctionMode):
         return y
 
 
-def map_tasks(fn: Callable[..., Sequence[Tensor]], batch: EpisodeBatch, batching: str) -> tuple[Tensor, ...]:
-    """fn(support_x, support_y, query_x, query_y) -> tensors, for every task; results stacked on dim 0."""
+def map_tasks(
+    fn: Callable[..., Sequence[Tensor]], batch: EpisodeBatch, batching: str, root: nn.Module | None = None
+) -> tuple[Tensor, ...]:
+    """fn(support_x, support_y, query_x, query_y) -> tensors, for every task; results stacked on dim 0.
+
+    `root`: the learner, whose functional calls each worker of `threads` makes on a copy of its own.
+    """
     fields = (batch.support_x, batch.support_y, batch.query_x, batch.query_y)
     if batching == "vmap":
         with BatchStatsNorm():
             return tuple(torch.func.vmap(fn, randomness="different")(*fields))
-    outs = [fn(*(f[i] for f in fields)) for i in range(len(batch))]
+    if batching == "threads":
+        if root is None:
+            raise ValueError("map_tasks(batching='threads') needs the module whose calls it must isolate")
+        outs = task_threads.map_threads(fn, fields, root)
+    else:
+        outs = [fn(*(f[i] for f in fields)) for i in range(len(batch))]
     return tuple(torch.stack(column) for column in zip(*outs))

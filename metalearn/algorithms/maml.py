@@ -34,9 +34,9 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
-from torch.func import functional_call
 
 from metalearn.algorithms.base import MetaLearner, StepOutput, set_batch_norm_mode, task_loss
+from metalearn.algorithms.task_threads import call_module
 from metalearn.algorithms.functional import BatchingChoice, Params, check_checkpoint_inner, checkpointed, inner_grads, map_tasks, resolve_batching, sgd_step
 from metalearn.sampling.episode import Episode, EpisodeBatch
 
@@ -146,7 +146,7 @@ class MAML(BatchingChoice, MetaLearner):
             params.update({n: self.bn_steps[_key(n)][index] for n in theta if _key(n) in self.bn_steps})
             # views into step `index`'s statistics: BatchNorm's in-place running update lands in them
             params.update({n: self.bn_stats.get_buffer(_key(n))[index] for n in self.stat_names})
-        return functional_call(self.net, params, (x,))
+        return call_module(self.net, params, x)
 
     def lrs(self, step: int, training: bool) -> dict[str, float | Tensor]:
         """Inner learning rate per fast parameter at inner step `step`."""
@@ -189,16 +189,33 @@ class MAML(BatchingChoice, MetaLearner):
 
     # --- the MetaLearner interface --------------------------------------------------------------
     def meta_loss(self, batch: EpisodeBatch) -> StepOutput:
-        def run(batching: str) -> tuple[Tensor, ...]:
-            theta = self.theta()
+        batching = self.pick_batching("train")
+        theta = self.theta()
+        if batching == "threads":
+            return self._meta_gradient_per_task(theta, batch)
 
-            def one(sx: Tensor, sy: Tensor, qx: Tensor, qy: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-                return self.adapt_and_score(theta, sx, sy, qx, qy, training=True, functional=batching == "vmap")
+        def one(sx: Tensor, sy: Tensor, qx: Tensor, qy: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+            return self.adapt_and_score(theta, sx, sy, qx, qy, training=True, functional=batching == "vmap")
 
-            return map_tasks(one, batch, batching)
-
-        outer, final, outputs = run(self.pick_batching("train"))
+        outer, final, outputs = map_tasks(one, batch, batching, self)
         return StepOutput(outer.mean(), self.step_metrics(final.detach(), outputs, batch.query_y))
+
+    def _meta_gradient_per_task(self, theta: Params, batch: EpisodeBatch) -> StepOutput:
+        """batching=threads: each task's meta-gradient where the task runs, averaged in task order."""
+        params = list(self.parameters())
+        trained = [p for p in params if p.requires_grad]
+
+        def one(sx: Tensor, sy: Tensor, qx: Tensor, qy: Tensor) -> tuple[Tensor, ...]:
+            outer, final, out = self.adapt_and_score(theta, sx, sy, qx, qy, training=True, functional=False)
+            grads = torch.autograd.grad(outer, trained, allow_unused=True)
+            used = torch.tensor([g is not None for g in grads])
+            filled = [torch.zeros_like(p) if g is None else g for p, g in zip(trained, grads)]
+            return (outer.detach(), final.detach(), out.detach(), used, *filled)
+
+        outer, final, outputs, used, *stacked = map_tasks(one, batch, "threads", self)
+        mean = iter(g.mean(0) if any_used else None for g, any_used in zip(stacked, used.any(0).tolist()))
+        grads = [next(mean) if p.requires_grad else None for p in params]
+        return StepOutput(outer.mean(), self.step_metrics(final, outputs, batch.query_y), grads)
 
     def predict_batch(self, batch: EpisodeBatch) -> Tensor:
         def run(batching: str) -> Tensor:
@@ -207,7 +224,7 @@ class MAML(BatchingChoice, MetaLearner):
             def one(sx: Tensor, sy: Tensor, qx: Tensor, qy: Tensor) -> tuple[Tensor]:
                 return (self.adapt_and_score(theta, sx, sy, qx, qy, training=False, functional=batching == "vmap")[2],)
 
-            return map_tasks(one, batch, batching)[0].detach()
+            return map_tasks(one, batch, batching, self)[0].detach()
 
         return run(self.pick_batching("eval"))
 

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
-from torch.func import functional_call
 
 from metalearn.algorithms.base import MetaLearner, StepOutput, set_batch_norm_mode, task_loss
+from metalearn.algorithms.task_threads import call_module
 from metalearn.algorithms.functional import BatchingChoice, Params, adam_step, inner_grads, map_tasks, resolve_batching, sgd_step
 from metalearn.errors import ConfigError
 from metalearn.sampling.episode import Episode, EpisodeBatch
@@ -72,7 +72,7 @@ class Reptile(BatchingChoice, MetaLearner):
         self.epsilon = (1 - done) * self.outer_lr + done * self.outer_lr_final
 
     def forward_with(self, params: Params, x: Tensor) -> Tensor:
-        return functional_call(self.net, params, (x,))
+        return call_module(self.net, params, x)
 
     def adapt(self, x: Tensor, y: Tensor, steps: int, lr: float, functional: bool) -> Params:
         """`steps` full-batch SGD or Adam steps from theta on (x, y); never builds a second-order graph."""
@@ -98,7 +98,7 @@ class Reptile(BatchingChoice, MetaLearner):
                 return (task_loss(out, qy, self.task), out, *phi.values())
 
             with torch.no_grad():  # inner gradients enable grad themselves; nothing here is differentiated
-                return map_tasks(one, batch, batching)
+                return map_tasks(one, batch, batching, self)
 
         losses, outputs, *phis = run(self.pick_batching("train"))
         self._mean_phi = {n: phi.mean(0) for n, phi in zip(names, phis)}
@@ -122,7 +122,7 @@ class Reptile(BatchingChoice, MetaLearner):
                 alone = lambda q: self.forward_with(phi, torch.cat([sx, q[None]]))[-1]  # noqa: E731
                 return (torch.func.vmap(alone)(qx),)
 
-            return map_tasks(one, batch, batching)[0].detach()
+            return map_tasks(one, batch, batching, self)[0].detach()
 
         return run(self.pick_batching("eval"))
 

@@ -2,6 +2,12 @@
 
 Four blocks of 3x3 convolution with 64 filters, BatchNorm, ReLU and 2x2 max-pooling; the feature map
 is flattened (64 features on 28x28 inputs, 1600 on 84x84).
+
+memory_format: the layout the activations take. channels_last (NHWC) makes ATen's CPU max-pooling and
+BatchNorm kernels vectorise over channels (max-pooling [75, 64, 28, 28] took 10 ms contiguous and 0.5 ms
+channels-last on 2 cores), which made a Conv4 MAML meta-iteration about 15% faster on CPU (README,
+Performance). `auto` is channels_last on CPU and contiguous elsewhere (not measured on GPUs). The
+layout changes only the order of floating-point sums, not the model.
 """
 
 from __future__ import annotations
@@ -13,6 +19,8 @@ from torch import nn
 
 from metalearn.errors import ConfigError
 
+MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
+
 
 def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
     return nn.Sequential(
@@ -23,9 +31,19 @@ def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
     )
 
 
+def _vmapped(x: torch.Tensor) -> bool:
+    is_batched = getattr(torch._C._functorch, "is_batchedtensor", None)
+    return bool(is_batched is not None and is_batched(x))
+
+
 class Conv4(nn.Module):
-    def __init__(self, input_shape: Sequence[int], hidden_channels: int = 64, num_blocks: int = 4) -> None:
+    def __init__(
+        self, input_shape: Sequence[int], hidden_channels: int = 64, num_blocks: int = 4, memory_format: str = "auto"
+    ) -> None:
         super().__init__()
+        if memory_format not in MEMORY_FORMATS:
+            raise ConfigError(f"model.memory_format={memory_format!r} is invalid: must be one of {', '.join(MEMORY_FORMATS)}")
+        self.memory_format = memory_format
         if len(input_shape) != 3:
             raise ConfigError(
                 f"model=conv4 needs image data [C, H, W], but the data set gives inputs of shape {tuple(input_shape)}; "
@@ -40,5 +58,14 @@ class Conv4(nn.Module):
         self.encoder = nn.Sequential(*blocks, nn.Flatten())
         self.out_features = hidden_channels * (height >> num_blocks) * (width >> num_blocks)
 
+    def channels_last(self, x: torch.Tensor) -> bool:
+        """Whether to lay `x` out channels-last; never inside torch.func.vmap, whose per-task view cannot take it."""
+        wanted = self.memory_format == "channels_last" or (self.memory_format == "auto" and x.device.type == "cpu")
+        return wanted and not _vmapped(x)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels_last(x):
+            # empty_like + copy_ rather than .contiguous(channels_last): a 1-channel image is already
+            # "contiguous" in both layouts, and convolutions would then keep the NCHW layout
+            x = torch.empty_like(x, memory_format=torch.channels_last).copy_(x)
         return self.encoder(x)

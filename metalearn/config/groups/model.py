@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import List
 
-from metalearn.config.schema import Schema, at_least
+from metalearn.config.schema import Schema, at_least, one_of
 
 
 # --- model --------------------------------------------------------------------------------------
@@ -14,10 +14,12 @@ class Conv4Config(Schema):
     _target_: str = "metalearn.models.conv4.Conv4"
     hidden_channels: int = 64
     num_blocks: int = 4
+    memory_format: str = "auto"
 
     def check(self, prefix: str) -> None:
         at_least(f"{prefix}.hidden_channels", self.hidden_channels, 1)
         at_least(f"{prefix}.num_blocks", self.num_blocks, 1)
+        one_of(f"{prefix}.memory_format", self.memory_format, ("auto", "channels_last", "contiguous"))
 
 
 @dataclass

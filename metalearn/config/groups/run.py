@@ -15,6 +15,7 @@ class DeviceConfig(Schema):
     name: str = "auto"
     index: Optional[int] = None
     deterministic: bool = False
+    reuse_memory: bool = True
 
     def check(self, prefix: str) -> None:
         one_of(f"{prefix}.name", self.name, ("auto", "cpu", "cuda", "mps"))
