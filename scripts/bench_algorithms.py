@@ -2,7 +2,8 @@
 
 Per algorithm: median meta-iteration time with the data included (sampler.train_batch inside the timed
 loop), tasks per second, peak memory, the model FLOPs of one meta-iteration (torch.utils.flop_counter)
-and the achieved GFLOP/s next to this machine's fp32 matmul peak measured in the same run. Defaults:
+and the achieved GFLOP/s next to this machine's fp32 matmul peak measured in the same run, and the
+minor page faults per iteration (memory the OS had to map in again). Defaults:
 5-way 1-shot, 15 queries, 28x28x1 glyphs, Conv4-64, meta-batch 32, 1 inner step. As in `metalearn`, the
 model's memory_format is `auto` (channels-last on CPU) and freed memory is kept for reuse
 (device.reuse_memory); --memory-format and --no-reuse-memory measure the alternatives.
@@ -97,14 +98,16 @@ def measure(spec: dict) -> dict:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    times = []
+    times, faults = [], 0
     for i in range(1, spec["warmup"] + spec["iterations"] + 1):
         sync(device)
+        faults_before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         start = time.perf_counter()
         iteration(i)
         sync(device)
         if i > spec["warmup"]:
             times.append(time.perf_counter() - start)
+            faults += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults_before
     if device.type == "cuda":
         peak_mb = torch.cuda.max_memory_allocated() / 2**20
     else:
@@ -120,6 +123,7 @@ def measure(spec: dict) -> dict:
     gflop = counter.get_total_flops() / 1e9
     return {
         **spec, "median_s": median, "tasks_per_s": spec["tasks"] / median, "peak_mb": peak_mb,
+        "page_faults": faults / len(times),
         "gflop": gflop, "gflops_per_s": gflop / median, "matmul_peak_gflops": matmul_peak_gflops(device),
         "threads": torch.get_num_threads(),
     }
@@ -161,15 +165,16 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}; "
           f"{args.n_way}-way 1-shot, 15 queries, 28x28x1, Conv4-64, meta-batch {args.tasks}; "
           f"memory_format={args.memory_format}, reuse_memory={not args.no_reuse_memory}")
-    print("| algorithm | batching | inner steps | checkpoint_inner | median s/it (data incl.) | tasks/s | peak MB | GFLOP/it | GFLOP/s | matmul peak GFLOP/s |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| algorithm | batching | inner steps | checkpoint_inner | median s/it (data incl.) | tasks/s | peak MB | "
+          "page faults/it | GFLOP/it | GFLOP/s | matmul peak GFLOP/s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for spec in specs:
         r = run_one(spec)
         if "error" in r:
             print(f"| {spec['algorithm']} | {spec['batching']} | {spec['inner_steps']} | {spec['checkpoint_inner']} | error: {r['error']} |")
             continue
         print(f"| {r['algorithm']} | {r['batching']} | {r['inner_steps']} | {r['checkpoint_inner']} | {r['median_s']:.2f} | "
-              f"{r['tasks_per_s']:.1f} | {r['peak_mb']:.0f} | {r['gflop']:.0f} | {r['gflops_per_s']:.0f} | {r['matmul_peak_gflops']:.0f} |",
+              f"{r['tasks_per_s']:.1f} | {r['peak_mb']:.0f} | {r['page_faults']:.0f} | {r['gflop']:.0f} | {r['gflops_per_s']:.0f} | {r['matmul_peak_gflops']:.0f} |",
               flush=True)
 
 

@@ -27,6 +27,9 @@ section "mode=eval of that checkpoint on cuda (must equal the line above)"
 section "maml, device=auto (must pick cuda), 8 tasks per batch, 100 iterations"
 "$py" -m metalearn device=auto algorithm=maml sampler.tasks_per_batch=8 $small trainer.iterations=100 hydra.run.dir="$work/auto" && summary "$work/auto"
 
+section "maml with batching=threads on cuda (allowed, not auto's choice there), 20 iterations"
+"$py" -m metalearn device=cuda algorithm=maml algorithm.batching=threads sampler.tasks_per_batch=8 $small trainer.iterations=20 hydra.run.dir="$work/threads" && summary "$work/threads"
+
 section "the default experiment (metalearn with no arguments but device and progress)"
 "$py" -m metalearn device=cuda trainer.progress=false hydra.run.dir="$work/default" && summary "$work/default"
 

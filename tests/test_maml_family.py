@@ -177,13 +177,14 @@ def test_threads_results_do_not_depend_on_the_worker_count(name):
         assert torch.equal(two[key], again[key]) and torch.equal(two[key], one[key]), key
 
 
-def test_checkpointed_inner_loop_gives_the_same_meta_gradient():
+@pytest.mark.parametrize("batching", ["loop", "threads"])
+def test_checkpointed_inner_loop_gives_the_same_meta_gradient(batching):
     torch.manual_seed(0)
     plain = MAML(small_conv(), "classification", 5, inner_steps=3, batching="loop")
     recomputed = copy.deepcopy(plain)
     recomputed.checkpoint_inner = True
     batch = image_batch()
-    a, b = meta_grads(plain, batch, "loop"), meta_grads(recomputed, batch, "loop")
+    a, b = meta_grads(plain, batch, "loop"), meta_grads(recomputed, batch, batching)
     for key in a:
         torch.testing.assert_close(b[key], a[key])
 

@@ -9,12 +9,12 @@ Interchangeable ways to run the tasks of a meta-batch (`algorithm.batching`):
         example). BatchNorm must then be transductive (each task's own batch statistics, no running
         statistics), as torch.func's "Patching Batch Norm" note requires; threads need it too, as
         concurrent tasks would update shared running statistics;
-  auto: vmap on CUDA and for networks without convolutions; for convolutional networks on the CPU
-        threads (loop with a single intra-op thread), and the loop elsewhere. A fixed rule taken from
+  auto: vmap on CUDA and for networks without convolutions; for convolutional networks threads on a
+        CPU with more than one torch thread, and the loop otherwise. A fixed rule taken from
         measurement (README, Performance): on an NVIDIA H200 at meta-batch 32 with Conv4, vmap was 9.9x
         (MAML) and 5.1x (FOMAML) faster than the loop; on 2 CPU cores vmap was the slowest for Conv4 and
-        threads about 15% faster than the loop, while for the sinusoid MLP vmap was 2.3x to 4.8x faster
-        than the loop across the family. A rule rather than timing at run time, so that runs with the
+        threads faster than the loop (1.46 s against 1.77 s), while for the sinusoid MLP vmap was 2.3x
+        to 4.8x faster than the loop across the family. A rule rather than timing at run time, so that runs with the
         same seed, and resumed runs, take the same path and compute the same numbers.
 
 First-order inner steps take the gradient at *detached* parameters, so no second-order graph is ever
@@ -54,10 +54,10 @@ def resolve_batching(batching: str, batch_norm: str = "transductive", prefix: st
 
 
 def check_checkpoint_inner(checkpoint_inner: bool, batching: str, prefix: str = "algorithm") -> None:
-    """Activation checkpointing of the inner loop runs on the loop path only."""
+    """Activation checkpointing of the inner loop runs on the loop and threads paths only."""
     if checkpoint_inner and batching == "vmap":
         raise ConfigError(
-            f"{prefix}.checkpoint_inner=true needs {prefix}.batching=loop or auto: torch.func transforms do not "
+            f"{prefix}.checkpoint_inner=true needs {prefix}.batching=loop, threads or auto: torch.func transforms do not "
             "support the saved-tensor hooks that activation checkpointing uses"
         )
 

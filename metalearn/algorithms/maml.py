@@ -24,9 +24,9 @@ MAML++ options (all off by default; `algorithm=maml++` turns them on):
   first_order_iterations (DA): first-order for iterations 1..N, second-order afterwards.
   Cosine annealing of the outer learning rate is the trainer's: trainer.scheduler=cosine.
 
-Execution: `batching` (vmap | loop | auto, see functional.py) and `checkpoint_inner` (recompute the
-activations of each second-order inner step in the backward pass, so 10+ inner steps fit in memory;
-loop path only, as torch.func does not support checkpointing's saved-tensor hooks).
+Execution: `batching` (vmap | loop | threads | auto, see functional.py) and `checkpoint_inner` (recompute
+the activations of each second-order inner step in the backward pass, so 10+ inner steps fit in memory;
+loop and threads paths, as torch.func does not support checkpointing's saved-tensor hooks).
 """
 
 from __future__ import annotations

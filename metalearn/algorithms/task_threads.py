@@ -2,9 +2,9 @@
 
 Why: on a few CPU cores torch's intra-op parallelism splits every operation across the cores, and the
 many small, memory-bound operations of a Conv4 meta-iteration (BatchNorm, max-pooling, the 5-image
-support pass) gain little from it: on 2 cores a second-order MAML meta-iteration ran only 1.67x faster
-with 2 intra-op threads than with 1. Running whole tasks side by side, each single-threaded, keeps both
-cores busy with independent work (about 15% faster, README, Performance).
+support pass) gain little from it: on 2 cores a second-order MAML meta-iteration on the loop ran only
+1.43x faster with 2 intra-op threads than with 1. Running whole tasks side by side, each single-threaded,
+keeps both cores busy with independent work (1.46 s against 1.77 s per iteration, README, Performance).
 
 Results do not depend on the thread schedule: each task runs alone on one thread, and the per-task
 results are stacked (and summed by the caller) in task order, so a run repeats bit for bit.

@@ -5,7 +5,7 @@ is flattened (64 features on 28x28 inputs, 1600 on 84x84).
 
 memory_format: the layout the activations take. channels_last (NHWC) makes ATen's CPU max-pooling and
 BatchNorm kernels vectorise over channels (max-pooling [75, 64, 28, 28] took 10 ms contiguous and 0.5 ms
-channels-last on 2 cores), which made a Conv4 MAML meta-iteration about 15% faster on CPU (README,
+channels-last on 2 cores), part of what made a Conv4 MAML meta-iteration faster on CPU (README,
 Performance). `auto` is channels_last on CPU and contiguous elsewhere (not measured on GPUs). The
 layout changes only the order of floating-point sums, not the model.
 """
