@@ -11,8 +11,8 @@ Interchangeable ways to run the tasks of a meta-batch (`algorithm.batching`):
         concurrent tasks would update shared running statistics;
   auto: vmap on CUDA and for networks without convolutions; for convolutional networks threads on a
         CPU with more than one torch thread, and the loop otherwise. A fixed rule taken from
-        measurement (README, Performance): on an NVIDIA H200 at meta-batch 32 with Conv4, vmap was 9.9x
-        (MAML) and 5.1x (FOMAML) faster than the loop; on 2 CPU cores vmap was the slowest for Conv4 and
+        measurement (README, Performance): on an NVIDIA H200 at meta-batch 32 with Conv4, vmap was 9.9-10.4x
+        (MAML) and 5.1-5.7x (FOMAML) faster than the loop; on 2 CPU cores vmap was the slowest for Conv4 and
         threads faster than the loop (1.46 s against 1.77 s), while for the sinusoid MLP vmap was 2.3x
         to 4.8x faster than the loop across the family. A rule rather than timing at run time, so that runs with the
         same seed, and resumed runs, take the same path and compute the same numbers.
