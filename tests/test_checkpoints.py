@@ -176,11 +176,17 @@ def test_eval_writes_only_its_own_directory(tmp_path: Path, trained: Path) -> No
 
 
 # --- numerics ----------------------------------------------------------------------------------------
-@pytest.mark.parametrize("fault, what", [("loss:5", "the ProtoNet loss is nan"), ("grad:5", "a ProtoNet gradient is NaN or infinite")])
-def test_nan_stops_training_and_keeps_the_last_good_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fault: str, what: str) -> None:
+@pytest.mark.parametrize("fault, what, extra", [
+    ("loss:5", "the ProtoNet loss is nan", []),
+    ("grad:5", "a ProtoNet gradient is NaN or infinite", []),
+    ("grad:5", "a MAML gradient is NaN or infinite", ["algorithm=maml", "algorithm.batching=threads"]),  # grads handed over
+])
+def test_nan_stops_training_and_keeps_the_last_good_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fault: str, what: str, extra: list[str]
+) -> None:
     monkeypatch.setenv("METALEARN_TEST_NAN_AT", fault)
     with pytest.raises(MetalearnError) as err:
-        run_inprocess(tmp_path / "run", *RUN)
+        run_inprocess(tmp_path / "run", *RUN, *extra)
     assert str(err.value).startswith(f"training diverged at iteration 5: {what}; the last good checkpoint is")
     last = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
     assert last["iteration"] == 3

@@ -38,7 +38,9 @@ def _executor() -> ThreadPoolExecutor:
     global _EXECUTOR
     count = workers()
     if _EXECUTOR is None or _EXECUTOR[0] != count:
-        _EXECUTOR = (count, ThreadPoolExecutor(count, thread_name_prefix="metalearn-task", initializer=torch.set_num_threads, initargs=(1,)))
+        if _EXECUTOR is not None:
+            _EXECUTOR[1].shutdown(wait=False)
+        _EXECUTOR = (count, ThreadPoolExecutor(count, thread_name_prefix="metalearn-task"))
     return _EXECUTOR[1]
 
 
@@ -66,11 +68,15 @@ def map_threads(fn: Callable[..., Sequence[Tensor]], fields: Sequence[Tensor], r
     main_threads = count
     pool = _executor()
     spare: queue.SimpleQueue[dict[int, nn.Module]] = queue.SimpleQueue()
-    for _ in range(count):
+    for _ in range(min(count, len(fields[0]))):
         spare.put(_twins(root))
     grad_enabled = torch.is_grad_enabled()
 
     def task(i: int) -> Sequence[Tensor]:
+        # every task, not once per worker: a thread takes its count from a process-wide value at its first
+        # parallel operation, and the main thread restores that value after each map
+        if torch.get_num_threads() != 1:
+            torch.set_num_threads(1)
         twins = spare.get()
         token = _TWINS.set(twins)
         try:

@@ -21,6 +21,8 @@ import signal
 import torch
 from torch import Tensor
 
+from metalearn.algorithms.base import StepOutput
+
 KILL_VAR, FAIL_VAR, NAN_VAR = "METALEARN_TEST_KILL_AT", "METALEARN_TEST_FAIL_AT", "METALEARN_TEST_NAN_AT"
 TERM_VAR = "METALEARN_TEST_SIGTERM_AT"
 
@@ -61,10 +63,14 @@ class _NaNGradient(torch.autograd.Function):
         return torch.full_like(grad, float("nan"))
 
 
-def poison_loss(loss: Tensor, iteration: int) -> Tensor:
-    """Apply METALEARN_TEST_NAN_AT to this iteration's loss."""
+def poison_step(out: StepOutput, iteration: int) -> StepOutput:
+    """Apply METALEARN_TEST_NAN_AT to this iteration's step: its loss, or the gradient it leads to
+    (through the loss, or in the gradients already computed, as batching=threads hands them over)."""
     if _due(NAN_VAR, "loss", iteration):
-        return loss * float("nan")
-    if _due(NAN_VAR, "grad", iteration):
-        return _NaNGradient.apply(loss)
-    return loss
+        out.loss = out.loss * float("nan")
+    elif _due(NAN_VAR, "grad", iteration):
+        if out.grads is None:
+            out.loss = _NaNGradient.apply(out.loss)
+        else:
+            out.grads = [None if g is None else torch.full_like(g, float("nan")) for g in out.grads]
+    return out

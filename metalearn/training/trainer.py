@@ -154,7 +154,7 @@ class Trainer:
                 batch = sampler.train_batch()
                 learner.set_progress(iteration, self.iterations)
                 out = learner.meta_loss(batch)
-                out.loss = faults.poison_loss(out.loss, iteration)
+                out = faults.poison_step(out, iteration)
                 if not torch.isfinite(out.loss):
                     raise self._diverged(f"the {algorithm} loss is {float(out.loss.detach())}", iteration, ckpt_dir, last_saved)
                 learner.outer_update(out, optimizer, self.grad_clip)
