@@ -157,14 +157,11 @@ def _resume_argv(argv: list[str]) -> list[str]:
     """`resume=PATH` runs in PATH's run directory; any resume keeps the run's original .hydra/ files."""
     from metalearn.training.resume import run_dir_of
 
-    def value(key: str) -> str | None:
-        return _arg_value(argv, key)
-
-    resume, trainer_resume = value("resume"), value("trainer.resume")
+    resume, trainer_resume = _arg_value(argv, "resume"), _arg_value(argv, "trainer.resume")
     if not (resume not in (None, "", "null") or (trainer_resume or "").lower() == "true"):
         return argv
     extra = []
-    if resume not in (None, "", "null") and value("hydra.run.dir") is None:
+    if resume not in (None, "", "null") and _arg_value(argv, "hydra.run.dir") is None:
         assert resume is not None
         if not Path(resume).expanduser().exists():
             _fail(f"resume={resume}: no such file or directory; give the run directory of the run to continue", 2)
@@ -172,7 +169,7 @@ def _resume_argv(argv: list[str]) -> list[str]:
             extra.append(f"hydra.run.dir={run_dir_of(resume)}")
         except MetalearnError as exc:
             _fail(str(exc), 2)
-    if value("hydra.output_subdir") is None:
+    if _arg_value(argv, "hydra.output_subdir") is None:
         extra.append(f"hydra.output_subdir={_RESUME_SUBDIR.format(stamp=datetime.now().strftime('%Y-%m-%d_%H-%M-%S'))}")
     return argv + extra
 

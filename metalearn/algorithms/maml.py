@@ -213,8 +213,8 @@ class MAML(BatchingChoice, MetaLearner):
             return (outer.detach(), final.detach(), out.detach(), used, *filled)
 
         outer, final, outputs, used, *stacked = map_tasks(one, batch, "threads", self)
-        mean = iter(g.mean(0) if any_used else None for g, any_used in zip(stacked, used.any(0).tolist()))
-        grads = [next(mean) if p.requires_grad else None for p in params]
+        means = {id(p): g.mean(0) for p, g, any_used in zip(trained, stacked, used.any(0).tolist()) if any_used}
+        grads = [means.get(id(p)) for p in params]
         return StepOutput(outer.mean(), self.step_metrics(final, outputs, batch.query_y), grads)
 
     def predict_batch(self, batch: EpisodeBatch) -> Tensor:

@@ -65,7 +65,6 @@ def map_threads(fn: Callable[..., Sequence[Tensor]], fields: Sequence[Tensor], r
     The caller's grad mode holds on the workers too.
     """
     count = workers()
-    main_threads = count
     pool = _executor()
     spare: queue.SimpleQueue[dict[int, nn.Module]] = queue.SimpleQueue()
     for _ in range(min(count, len(fields[0]))):
@@ -89,4 +88,4 @@ def map_threads(fn: Callable[..., Sequence[Tensor]], fields: Sequence[Tensor], r
     try:
         return list(pool.map(task, range(len(fields[0]))))
     finally:
-        torch.set_num_threads(main_threads)  # the workers' setting of 1 must not leak to threads made later
+        torch.set_num_threads(count)  # the workers' setting of 1 must not leak to threads made later

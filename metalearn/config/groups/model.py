@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import List
 
 from metalearn.config.schema import Schema, at_least, one_of
+from metalearn.models.conv4 import MEMORY_FORMATS
 
 
 # --- model --------------------------------------------------------------------------------------
@@ -19,7 +20,7 @@ class Conv4Config(Schema):
     def check(self, prefix: str) -> None:
         at_least(f"{prefix}.hidden_channels", self.hidden_channels, 1)
         at_least(f"{prefix}.num_blocks", self.num_blocks, 1)
-        one_of(f"{prefix}.memory_format", self.memory_format, ("auto", "channels_last", "contiguous"))
+        one_of(f"{prefix}.memory_format", self.memory_format, MEMORY_FORMATS)
 
 
 @dataclass

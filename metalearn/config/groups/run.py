@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from metalearn.config.schema import Schema, at_least, one_of, positive
+from metalearn.device import DEVICE_NAMES
 from metalearn.errors import ConfigError
 
 
@@ -18,7 +19,7 @@ class DeviceConfig(Schema):
     reuse_memory: bool = True
 
     def check(self, prefix: str) -> None:
-        one_of(f"{prefix}.name", self.name, ("auto", "cpu", "cuda", "mps"))
+        one_of(f"{prefix}.name", self.name, DEVICE_NAMES)
 
 
 @dataclass
