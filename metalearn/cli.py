@@ -63,7 +63,9 @@ def _app(cfg: DictConfig) -> None:
         elif cfg.mode == "eval":
             what = "evaluation stopped; no results were written"
         else:
-            what = "the final test was stopped after training" if trained else "stopped before any checkpoint was written"
+            what = (
+                "the final test was stopped after training" if trained else "stopped before any checkpoint was written"
+            )
         hint = f"; resume with: {resume_command(run_dir)}" if trained else ""
         print(f"Interrupted by {exc.signal_name}: {what}{hint}", file=sys.stderr, flush=True)
         sys.exit(exc.exit_code)
@@ -80,7 +82,9 @@ def _app(cfg: DictConfig) -> None:
         if _full_errors():
             raise
         first = (str(exc).splitlines() or [""])[0]
-        _fail(f"unexpected {type(exc).__name__}: {first} (set HYDRA_FULL_ERROR=1 for the traceback; please report it)", 1)
+        _fail(
+            f"unexpected {type(exc).__name__}: {first} (set HYDRA_FULL_ERROR=1 for the traceback; please report it)", 1
+        )
 
 
 # --- Hydra's own errors (bad override syntax, unknown group option, unknown key), as one line ------------
@@ -122,7 +126,8 @@ def _run_and_report(original: Any) -> Any:
                     raise
                 _fail(
                     f"cannot write to the output directory {exc.filename}: {exc.strerror or exc}; "
-                    "choose another with hydra.run.dir=PATH", 2,
+                    "choose another with hydra.run.dir=PATH",
+                    2,
                 )
 
         return original(guarded)  # anything else: Hydra's own report

@@ -32,7 +32,8 @@ def eval_config(cfg: DictConfig, overrides: list[str], saved_yaml: str, saved_ch
     """
     saved = OmegaConf.create(saved_yaml)
     merged = OmegaConf.merge(
-        saved, {"device": cfg.device, "trainer": cfg.trainer, "eval": cfg.eval, "mode": "eval", "checkpoint": cfg.checkpoint}
+        saved,
+        {"device": cfg.device, "trainer": cfg.trainer, "eval": cfg.eval, "mode": "eval", "checkpoint": cfg.checkpoint},
     )
     for override in OverridesParser.create().parse_overrides(overrides):
         key = override.key_or_group
@@ -55,7 +56,9 @@ def _prepare_dir(run_dir: Path, mode: str, resuming: bool = False) -> None:
         probe.write_text("")
         probe.unlink()
     except OSError as exc:
-        raise MetalearnError(f"cannot write to the output directory {run_dir}: {exc.strerror}; choose another with hydra.run.dir=PATH") from None
+        raise MetalearnError(
+            f"cannot write to the output directory {run_dir}: {exc.strerror}; choose another with hydra.run.dir=PATH"
+        ) from None
     if resuming:
         if (run_dir / "results.json").exists():
             raise MetalearnError(f"the run in {run_dir} has already finished (see its results.json); nothing to resume")
@@ -85,7 +88,11 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str], choices: dict[str,
         cfg = eval_config(cfg, overrides, checkpoint["config"], dict(checkpoint.get("choices", {})))
         validate_config(cfg)
         choices = {**choices, **{k: v for k, v in checkpoint.get("choices", {}).items() if k in SAVED_GROUPS}}
-    resume_path, resume_blob, resuming = None, None, cfg.mode == "train" and bool(cfg.trainer.get("resume") or cfg.get("resume"))
+    resume_path, resume_blob, resuming = (
+        None,
+        None,
+        cfg.mode == "train" and bool(cfg.trainer.get("resume") or cfg.get("resume")),
+    )
     if resuming:
         resume_path, resume_blob = find_resume_source(cfg, Path(run_dir))
         cfg, choices = resumed_config(cfg, overrides, choices, Path(run_dir), resume_blob, resume_path or Path(run_dir))
@@ -105,10 +112,16 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str], choices: dict[str,
     summary: dict[str, Any] = {}
     if cfg.mode == "train":
         config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
-        fit = trainer.fit(learner, sampler, run_dir, config_yaml, choices, resume_from=resume_blob, resume_path=resume_path)
+        fit = trainer.fit(
+            learner, sampler, run_dir, config_yaml, choices, resume_from=resume_blob, resume_path=resume_path
+        )
         checkpoint_path = run_dir / "checkpoints" / "best.pt"
         checkpoint = load_checkpoint(checkpoint_path)
-        summary = {"iterations": fit.iterations, "best_iteration": fit.best_iteration, f"best_val_{fit.metric}": fit.best_val}
+        summary = {
+            "iterations": fit.iterations,
+            "best_iteration": fit.best_iteration,
+            f"best_val_{fit.metric}": fit.best_val,
+        }
     else:
         checkpoint_path = Path(cfg.checkpoint)
     assert checkpoint is not None

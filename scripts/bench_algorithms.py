@@ -72,9 +72,8 @@ def measure(spec: dict) -> dict:
     from torch.utils.flop_counter import FlopCounterMode
 
     from metalearn.data.glyphs import load_glyphs
-    from metalearn.sampling.sampler import EpisodeSampler
-
     from metalearn.device import reuse_freed_memory
+    from metalearn.sampling.sampler import EpisodeSampler
 
     if spec["reuse_memory"]:
         reuse_freed_memory()
@@ -82,7 +81,11 @@ def measure(spec: dict) -> dict:
     device = torch.device(spec["device"])
     data = load_glyphs(train_classes=200, val_classes=10, test_classes=10)
     sampler = EpisodeSampler(data, n_way=spec["n_way"], k_shot=1, q_query=15, tasks_per_batch=spec["tasks"]).to(device)
-    overrides = {"inner_steps": spec["inner_steps"], "batching": spec["batching"], "checkpoint_inner": spec["checkpoint_inner"]}
+    overrides = {
+        "inner_steps": spec["inner_steps"],
+        "batching": spec["batching"],
+        "checkpoint_inner": spec["checkpoint_inner"],
+    }
     if spec["algorithm"] == "maml++":
         overrides["multi_step_loss_iterations"] = 10
         overrides["first_order_iterations"] = 0  # time the second-order phase
@@ -122,17 +125,27 @@ def measure(spec: dict) -> dict:
     median = statistics.median(times)
     gflop = counter.get_total_flops() / 1e9
     return {
-        **spec, "median_s": median, "tasks_per_s": spec["tasks"] / median, "peak_mb": peak_mb,
+        **spec,
+        "median_s": median,
+        "tasks_per_s": spec["tasks"] / median,
+        "peak_mb": peak_mb,
         "page_faults": faults / len(times),
-        "gflop": gflop, "gflops_per_s": gflop / median, "matmul_peak_gflops": matmul_peak_gflops(device),
+        "gflop": gflop,
+        "gflops_per_s": gflop / median,
+        "matmul_peak_gflops": matmul_peak_gflops(device),
         "threads": torch.get_num_threads(),
     }
 
 
 def run_one(spec: dict) -> dict:
-    proc = subprocess.run([sys.executable, __file__, "--one", json.dumps(spec)], capture_output=True, text=True, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--one", json.dumps(spec)], capture_output=True, text=True, cwd=ROOT
+    )
     if proc.returncode != 0:
-        return {**spec, "error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"}
+        return {
+            **spec,
+            "error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}",
+        }
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -146,7 +159,9 @@ def main() -> None:
     parser.add_argument("--inner-steps", type=int, default=1)
     parser.add_argument("--iterations", type=int, default=5, help="timed meta-iterations (median reported)")
     parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--memory-sweep", action="store_true", help="MAML 1/5/10 inner steps, with/without checkpoint_inner")
+    parser.add_argument(
+        "--memory-sweep", action="store_true", help="MAML 1/5/10 inner steps, with/without checkpoint_inner"
+    )
     parser.add_argument("--memory-format", default="auto", choices=("auto", "channels_last", "contiguous"))
     parser.add_argument("--no-reuse-memory", action="store_true", help="leave glibc's malloc settings as they are")
     parser.add_argument("--one", help=argparse.SUPPRESS)
@@ -154,28 +169,48 @@ def main() -> None:
     if args.one:
         print(json.dumps(measure(json.loads(args.one))))
         return
-    base = {"device": args.device, "tasks": args.tasks, "n_way": args.n_way, "batching": args.batching,
-            "iterations": args.iterations, "warmup": args.warmup, "inner_steps": args.inner_steps, "checkpoint_inner": False,
-            "memory_format": args.memory_format, "reuse_memory": not args.no_reuse_memory}
+    base = {
+        "device": args.device,
+        "tasks": args.tasks,
+        "n_way": args.n_way,
+        "batching": args.batching,
+        "iterations": args.iterations,
+        "warmup": args.warmup,
+        "inner_steps": args.inner_steps,
+        "checkpoint_inner": False,
+        "memory_format": args.memory_format,
+        "reuse_memory": not args.no_reuse_memory,
+    }
     if args.memory_sweep:
-        specs = [{**base, "algorithm": "maml", "batching": "loop", "inner_steps": s, "checkpoint_inner": c}
-                 for s in (1, 5, 10) for c in (False, True)]
+        specs = [
+            {**base, "algorithm": "maml", "batching": "loop", "inner_steps": s, "checkpoint_inner": c}
+            for s in (1, 5, 10)
+            for c in (False, True)
+        ]
     else:
         specs = [{**base, "algorithm": a} for a in args.algorithms.split(",")]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}; "
-          f"{args.n_way}-way 1-shot, 15 queries, 28x28x1, Conv4-64, meta-batch {args.tasks}; "
-          f"memory_format={args.memory_format}, reuse_memory={not args.no_reuse_memory}")
-    print("| algorithm | batching | inner steps | checkpoint_inner | median s/it (data incl.) | tasks/s | peak MB | "
-          "page faults/it | GFLOP/it | GFLOP/s | matmul peak GFLOP/s |")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}; "
+        f"{args.n_way}-way 1-shot, 15 queries, 28x28x1, Conv4-64, meta-batch {args.tasks}; "
+        f"memory_format={args.memory_format}, reuse_memory={not args.no_reuse_memory}"
+    )
+    print(
+        "| algorithm | batching | inner steps | checkpoint_inner | median s/it (data incl.) | tasks/s | peak MB | "
+        "page faults/it | GFLOP/it | GFLOP/s | matmul peak GFLOP/s |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for spec in specs:
         r = run_one(spec)
         if "error" in r:
-            print(f"| {spec['algorithm']} | {spec['batching']} | {spec['inner_steps']} | {spec['checkpoint_inner']} | error: {r['error']} |")
+            print(
+                f"| {spec['algorithm']} | {spec['batching']} | {spec['inner_steps']} | {spec['checkpoint_inner']} | error: {r['error']} |"
+            )
             continue
-        print(f"| {r['algorithm']} | {r['batching']} | {r['inner_steps']} | {r['checkpoint_inner']} | {r['median_s']:.2f} | "
-              f"{r['tasks_per_s']:.1f} | {r['peak_mb']:.0f} | {r['page_faults']:.0f} | {r['gflop']:.0f} | {r['gflops_per_s']:.0f} | {r['matmul_peak_gflops']:.0f} |",
-              flush=True)
+        print(
+            f"| {r['algorithm']} | {r['batching']} | {r['inner_steps']} | {r['checkpoint_inner']} | {r['median_s']:.2f} | "
+            f"{r['tasks_per_s']:.1f} | {r['peak_mb']:.0f} | {r['page_faults']:.0f} | {r['gflop']:.0f} | {r['gflops_per_s']:.0f} | {r['matmul_peak_gflops']:.0f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -36,8 +36,15 @@ def main() -> None:
     optimizer.step()
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "last.pt"
-        payload = dict(config="", choices={}, learner=learner.state_dict(), optimizer=optimizer.state_dict(), rng=rng_state(),
-                       iteration=1, window={"loss": [1.0] * 50})
+        payload = dict(
+            config="",
+            choices={},
+            learner=learner.state_dict(),
+            optimizer=optimizer.state_dict(),
+            rng=rng_state(),
+            iteration=1,
+            window={"loss": [1.0] * 50},
+        )
         write = best_of(lambda: save_checkpoint(path, **payload))
         read = best_of(lambda: load_checkpoint(path))
         size = path.stat().st_size
@@ -45,8 +52,10 @@ def main() -> None:
     check = best_of(lambda: _all_finite(tensors), repeats=50)
     step = best_of(lambda: (learner.backbone(episode_x).sum().backward(), optimizer.step()), repeats=5)
     print(f"checkpoint {size / 1e6:.2f} MB: write (fsync + rename) {write * 1e3:.1f} ms, load {read * 1e3:.1f} ms")
-    print(f"NaN/Inf check of gradients and parameters: {check * 1e6:.0f} us per iteration "
-          f"({100 * check / step:.2f}% of one 5-way 1-shot ProtoNet step, {step * 1e3:.1f} ms)")
+    print(
+        f"NaN/Inf check of gradients and parameters: {check * 1e6:.0f} us per iteration "
+        f"({100 * check / step:.2f}% of one 5-way 1-shot ProtoNet step, {step * 1e3:.1f} ms)"
+    )
 
 
 if __name__ == "__main__":

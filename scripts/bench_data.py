@@ -43,7 +43,9 @@ def tasks_per_second(sampler: EpisodeSampler, seconds: float) -> tuple[float, fl
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--root", default=str(DEFAULT_ROOT), help="folder holding images_background.zip and images_evaluation.zip")
+    parser.add_argument(
+        "--root", default=str(DEFAULT_ROOT), help="folder holding images_background.zip and images_evaluation.zip"
+    )
     parser.add_argument("--seconds", type=float, default=3.0, help="how long to sample for each throughput row")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     args = parser.parse_args()
@@ -55,13 +57,17 @@ def main() -> None:
         data, first = timed(lambda: load_omniglot(root=args.root, cache_dir=cache))
         _, cached = timed(lambda: load_omniglot(root=args.root, cache_dir=cache))
     images = sum(len(data.split(s).images) for s in ("train", "val", "test")) // 4  # 4 rotations per character
-    rows = [("first decode (vinyals, 28x28, into an empty cache)", f"{first:.2f} s", f"{images} images"),
-            ("cached load (same settings)", f"{cached:.2f} s", "")]
+    rows = [
+        ("first decode (vinyals, 28x28, into an empty cache)", f"{first:.2f} s", f"{images} images"),
+        ("cached load (same settings)", f"{cached:.2f} s", ""),
+    ]
     for k_shot, q_query, augment in ((1, 15, False), (16, 4, False), (1, 15, True)):
         data.train_transform = random_affine if augment else None
         sampler = EpisodeSampler(data, n_way=5, k_shot=k_shot, q_query=q_query, tasks_per_batch=32, seed=0)
         rate, cpu_rate = tasks_per_second(sampler, args.seconds)
-        label = f"sampling 5-way, k_shot={k_shot} + q_query={q_query}, 32 tasks/batch" + (", affine augmentation" if augment else "")
+        label = f"sampling 5-way, k_shot={k_shot} + q_query={q_query}, 32 tasks/batch" + (
+            ", affine augmentation" if augment else ""
+        )
         rows.append((label, f"{rate:,.0f} tasks/s", f"{cpu_rate:,.0f} tasks per CPU-second"))
     width = max(len(r[0]) for r in rows)
     print(f"\n{'measure'.ljust(width)} | result | note\n{'-' * width}-|--------|-----")

@@ -23,15 +23,23 @@ from metalearn.sampling.episode import EpisodeBatch
 def random_batch(tasks: int, device: torch.device) -> EpisodeBatch:
     labels = torch.arange(5, device=device)
     return EpisodeBatch(
-        torch.rand(tasks, 5, 1, 28, 28, device=device), labels.repeat(tasks, 1),
-        torch.rand(tasks, 75, 1, 28, 28, device=device), labels.repeat_interleave(15).repeat(tasks, 1),
+        torch.rand(tasks, 5, 1, 28, 28, device=device),
+        labels.repeat(tasks, 1),
+        torch.rand(tasks, 75, 1, 28, 28, device=device),
+        labels.repeat_interleave(15).repeat(tasks, 1),
     )
 
 
 def time_path(first_order: bool, batching: str, args: argparse.Namespace, device: torch.device) -> float:
     torch.manual_seed(0)
-    learner = MAML(Conv4((1, 28, 28)), "classification", 5, inner_steps=args.inner_steps, first_order=first_order,
-                   batching=batching).to(device)
+    learner = MAML(
+        Conv4((1, 28, 28)),
+        "classification",
+        5,
+        inner_steps=args.inner_steps,
+        first_order=first_order,
+        batching=batching,
+    ).to(device)
     optimizer = torch.optim.Adam(learner.parameters(), lr=1e-3)
     batch = random_batch(args.tasks, device)
     times = []
@@ -55,12 +63,17 @@ def main() -> None:
     if not torch.cuda.is_available():
         raise SystemExit("bench_gpu_batching.py needs a CUDA GPU (torch.cuda.is_available() is False)")
     device = torch.device("cuda")
-    print(f"card: {torch.cuda.get_device_name(device)}; torch {torch.__version__}; meta-batch {args.tasks}, "
-          f"{args.inner_steps} inner step(s), Conv4-64, 5-way 1-shot, 15 queries, 28x28x1")
+    print(
+        f"card: {torch.cuda.get_device_name(device)}; torch {torch.__version__}; meta-batch {args.tasks}, "
+        f"{args.inner_steps} inner step(s), Conv4-64, 5-way 1-shot, 15 queries, 28x28x1"
+    )
     for name, first_order in (("MAML", False), ("FOMAML", True)):
         loop = time_path(first_order, "loop", args, device)
         vmap = time_path(first_order, "vmap", args, device)
-        print(f"{name:7s} loop {loop * 1000:8.1f} ms/it   vmap {vmap * 1000:8.1f} ms/it   loop/vmap {loop / vmap:5.2f}x", flush=True)
+        print(
+            f"{name:7s} loop {loop * 1000:8.1f} ms/it   vmap {vmap * 1000:8.1f} ms/it   loop/vmap {loop / vmap:5.2f}x",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

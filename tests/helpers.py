@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 
 from metalearn.algorithms.base import MetaLearner
-from metalearn.data.glyphs import load_glyphs
 from metalearn.data.class_store import SplitData
+from metalearn.data.glyphs import load_glyphs
 from metalearn.sampling.sampler import EpisodeSampler
 
 

@@ -72,7 +72,11 @@ def test_bad_settings_are_config_errors() -> None:
 
 def _data(transform: object) -> SplitData:
     gen = torch.Generator().manual_seed(0)
-    store = ClassStore(torch.randint(0, 256, (5 * 6, 3, 16, 16), generator=gen, dtype=torch.uint8), torch.arange(6) * 6, [f"c{i}" for i in range(5)])
+    store = ClassStore(
+        torch.randint(0, 256, (5 * 6, 3, 16, 16), generator=gen, dtype=torch.uint8),
+        torch.arange(6) * 6,
+        [f"c{i}" for i in range(5)],
+    )
     return SplitData(store, store, store, name="tiny", train_transform=transform)  # type: ignore[arg-type]
 
 

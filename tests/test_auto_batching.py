@@ -31,7 +31,10 @@ def test_learners_follow_the_rule_and_explicit_settings_win():
     cpu_conv = auto_path(torch.device("cpu"), CONV)
     for make in (MAML, Reptile):
         assert make(Conv4((1, 28, 28)), "classification", 5, batching="auto").pick_batching("train") == cpu_conv
-        assert make(Conv4((1, 28, 28)), "classification", 5, batching="auto", batch_norm="running").pick_batching("train") == "loop"
+        assert (
+            make(Conv4((1, 28, 28)), "classification", 5, batching="auto", batch_norm="running").pick_batching("train")
+            == "loop"
+        )
         assert make(MLP((1,), [8]), "regression", 1, batching="auto").pick_batching("train") == "vmap"
         assert make(MLP((1,), [8]), "regression", 1, batching="loop").pick_batching("eval") == "loop"
         assert make(Conv4((1, 28, 28)), "classification", 5, batching="vmap").pick_batching("eval") == "vmap"

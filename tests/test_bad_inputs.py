@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from PIL import Image
-
 from conftest import run_cli
 from inprocess_run import TINY
+from PIL import Image
+
 from metalearn import cli
 
 NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
@@ -79,7 +79,9 @@ def assert_one_clean_line(code: int, err: str, fragment: str, listing: bool = Fa
 
 
 @pytest.mark.parametrize("overrides, fragment", BAD_CONFIG, ids=lambda v: " ".join(v) if isinstance(v, list) else "")
-def test_bad_config_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, overrides: list[str], fragment: str) -> None:
+def test_bad_config_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, overrides: list[str], fragment: str
+) -> None:
     switched = {o.split("=")[0] for o in overrides if "." not in o.split("=")[0]}  # groups this case switches
     base = [o for o in TINY if o.split(".")[0] not in switched]
     code, err = call_cli(monkeypatch, capsys, *base, *overrides, f"hydra.run.dir={tmp_path / 'run'}")
@@ -99,23 +101,38 @@ def test_bad_data_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, c
     folder = _image_folder(tmp_path / "images")
     bad = folder / "class2" / "img1.png"
     bad.write_bytes(bad.read_bytes()[:30])  # a corrupt (truncated) image
-    common = ["dataset=folder", f"dataset.root={folder}", "dataset.image_size=8", "sampler.n_way=2", "sampler.k_shot=1",
-              "sampler.q_query=1", "trainer.progress=false", "device=cpu", f"dataset.cache_dir={tmp_path / 'cache'}"]
+    common = [
+        "dataset=folder",
+        f"dataset.root={folder}",
+        "dataset.image_size=8",
+        "sampler.n_way=2",
+        "sampler.k_shot=1",
+        "sampler.q_query=1",
+        "trainer.progress=false",
+        "device=cpu",
+        f"dataset.cache_dir={tmp_path / 'cache'}",
+    ]
     code, err = call_cli(monkeypatch, capsys, *common, f"hydra.run.dir={tmp_path / 'a'}")
     assert_one_clean_line(code, err, "class2/img1.png")
 
     omniglot = tmp_path / "omniglot"
     omniglot.mkdir()
-    code, err = call_cli(monkeypatch, capsys, "dataset=omniglot", f"dataset.root={omniglot}", f"hydra.run.dir={tmp_path / 'b'}")
+    code, err = call_cli(
+        monkeypatch, capsys, "dataset=omniglot", f"dataset.root={omniglot}", f"hydra.run.dir={tmp_path / 'b'}"
+    )
     assert_one_clean_line(code, err, "Omniglot's images_background and images_evaluation not found", listing=True)
     assert str(omniglot / "images_background.zip") in err and "dataset.download=true" in err  # where it looked, the fix
     (omniglot / "images_background.zip").write_bytes(b"PK\x03\x04" + b"\0" * 100)  # a truncated zip
     (omniglot / "images_evaluation.zip").write_bytes(b"PK\x03\x04" + b"\0" * 100)
-    code, err = call_cli(monkeypatch, capsys, "dataset=omniglot", f"dataset.root={omniglot}", f"hydra.run.dir={tmp_path / 'c'}")
+    code, err = call_cli(
+        monkeypatch, capsys, "dataset=omniglot", f"dataset.root={omniglot}", f"hydra.run.dir={tmp_path / 'c'}"
+    )
     assert_one_clean_line(code, err, "images_")
 
 
-def test_unwritable_output_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+def test_unwritable_output_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     code, err = call_cli(monkeypatch, capsys, *TINY, f"hydra.run.dir={blocker}/run")

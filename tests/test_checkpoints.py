@@ -10,18 +10,28 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from inprocess_run import TINY, compose_config, run_inprocess
+
 from metalearn.build import build
 from metalearn.errors import CheckpointError, ConfigError, MetalearnError
 from metalearn.training.checkpoint import load_checkpoint, save_checkpoint
 
 # checkpoints at 3, 6; validation at 3, 6; rows at 2, 3, 4, 6
-RUN = [*TINY, "trainer.iterations=6", "trainer.val_interval=3", "trainer.log_interval=2", "trainer.checkpoint_interval=3"]
+RUN = [
+    *TINY,
+    "trainer.iterations=6",
+    "trainer.val_interval=3",
+    "trainer.log_interval=2",
+    "trainer.checkpoint_interval=3",
+]
 
 
 def digest(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +49,9 @@ def stopped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     with pytest.raises(CheckpointError) as err:
         run_inprocess(run_dir, *RUN)
     message = str(err.value)
-    assert message.startswith(f"cannot write {run_dir / 'checkpoints' / 'last.pt'} at iteration 6: No space left on device")
+    assert message.startswith(
+        f"cannot write {run_dir / 'checkpoints' / 'last.pt'} at iteration 6: No space left on device"
+    )
     assert "checkpoints/last.pt (iteration 3) is intact" in message and f"metalearn resume={run_dir}" in message
     monkeypatch.delenv("METALEARN_TEST_FAIL_AT")
     return run_dir
@@ -56,12 +68,19 @@ def test_full_disk_during_checkpoint_keeps_last_and_resumes(stopped: Path, train
 
 
 def rows(run_dir: Path) -> list[dict]:
-    return [{k: v for k, v in json.loads(x).items() if k != "elapsed_s"} for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [
+        {k: v for k, v in json.loads(x).items() if k != "elapsed_s"}
+        for x in (run_dir / "metrics.jsonl").read_text().splitlines()
+    ]
 
 
-def test_failure_before_the_first_checkpoint_restarts_from_zero(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trained: Path) -> None:
+def test_failure_before_the_first_checkpoint_restarts_from_zero(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trained: Path
+) -> None:
     monkeypatch.setenv("METALEARN_TEST_FAIL_AT", "checkpoint:3")
-    with pytest.raises(CheckpointError, match="at iteration 3: No space left on device; no checkpoint had been written yet"):
+    with pytest.raises(
+        CheckpointError, match="at iteration 3: No space left on device; no checkpoint had been written yet"
+    ):
         run_inprocess(tmp_path / "run", *RUN)
     assert rows(tmp_path / "run")  # rows without a checkpoint: a resume starts over and rewrites them
     monkeypatch.delenv("METALEARN_TEST_FAIL_AT")
@@ -71,7 +90,10 @@ def test_failure_before_the_first_checkpoint_restarts_from_zero(tmp_path: Path, 
 
 def test_full_disk_during_metrics_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("METALEARN_TEST_FAIL_AT", "metrics:4")
-    with pytest.raises(CheckpointError, match=r"metrics.jsonl at iteration 4: No space left on device; checkpoints/last.pt \(iteration 3\)"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"metrics.jsonl at iteration 4: No space left on device; checkpoints/last.pt \(iteration 3\)",
+    ):
         run_inprocess(tmp_path / "run", *RUN)
     assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["iteration"] == 3
 
@@ -125,7 +147,10 @@ class _Evil:
     "make, expected",
     [
         (lambda p: p.write_text("not a checkpoint"), "cannot be read: it is truncated, corrupt or not a checkpoint"),
-        (lambda p: p.write_bytes(pickle.dumps(_Evil(), protocol=2)), "cannot be read: it is truncated, corrupt or not a checkpoint"),
+        (
+            lambda p: p.write_bytes(pickle.dumps(_Evil(), protocol=2)),
+            "cannot be read: it is truncated, corrupt or not a checkpoint",
+        ),
         (lambda p: torch.save({"weights": torch.ones(2)}, p), "is not a metalearn checkpoint"),
         (lambda p: torch.save([1, 2], p), "is not a metalearn checkpoint"),
         (lambda p: torch.save({"format": "metalearn-checkpoint", "version": 99}, p), "has format version 99"),
@@ -176,11 +201,18 @@ def test_eval_writes_only_its_own_directory(tmp_path: Path, trained: Path) -> No
 
 
 # --- numerics ----------------------------------------------------------------------------------------
-@pytest.mark.parametrize("fault, what, extra", [
-    ("loss:5", "the ProtoNet loss is nan", []),
-    ("grad:5", "a ProtoNet gradient is NaN or infinite", []),
-    ("grad:5", "a MAML gradient is NaN or infinite", ["algorithm=maml", "algorithm.batching=threads"]),  # grads handed over
-])
+@pytest.mark.parametrize(
+    "fault, what, extra",
+    [
+        ("loss:5", "the ProtoNet loss is nan", []),
+        ("grad:5", "a ProtoNet gradient is NaN or infinite", []),
+        (
+            "grad:5",
+            "a MAML gradient is NaN or infinite",
+            ["algorithm=maml", "algorithm.batching=threads"],
+        ),  # grads handed over
+    ],
+)
 def test_nan_stops_training_and_keeps_the_last_good_checkpoint(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fault: str, what: str, extra: list[str]
 ) -> None:

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import FAST, run_cli
 
 pytestmark = pytest.mark.slow
@@ -19,7 +18,9 @@ pytestmark = pytest.mark.slow
 def trained_run(tmp_path_factory) -> Path:
     """One short training run shared by the tests below."""
     run_dir = tmp_path_factory.mktemp("train") / "run"
-    result = run_cli(*FAST, "trainer.iterations=20", "trainer.val_interval=10", "trainer.log_interval=5", f"hydra.run.dir={run_dir}")
+    result = run_cli(
+        *FAST, "trainer.iterations=20", "trainer.val_interval=10", "trainer.log_interval=5", f"hydra.run.dir={run_dir}"
+    )
     assert result.returncode == 0, result.stderr
     return run_dir
 
@@ -47,20 +48,31 @@ def test_summary_line(trained_run):
 
 def test_eval_mode_reproduces_the_test_accuracy(trained_run, tmp_path):
     before = {p: p.read_bytes() for p in trained_run.rglob("*") if p.is_file()}
-    result = run_cli("mode=eval", f"checkpoint={trained_run / 'checkpoints' / 'best.pt'}", "trainer.progress=false",
-                     "device=cpu", f"hydra.run.dir={tmp_path / 'eval'}")
+    result = run_cli(
+        "mode=eval",
+        f"checkpoint={trained_run / 'checkpoints' / 'best.pt'}",
+        "trainer.progress=false",
+        "device=cpu",
+        f"hydra.run.dir={tmp_path / 'eval'}",
+    )
     assert result.returncode == 0, result.stderr
     trained = json.loads((trained_run / "results.json").read_text())
     evaluated = json.loads((tmp_path / "eval" / "results.json").read_text())
     assert evaluated["mode"] == "eval"
-    assert (evaluated["mean"], evaluated["ci95"], evaluated["episodes"]) == (trained["mean"], trained["ci95"], trained["episodes"])
+    assert (evaluated["mean"], evaluated["ci95"], evaluated["episodes"]) == (
+        trained["mean"],
+        trained["ci95"],
+        trained["episodes"],
+    )
     assert evaluated["summary"] in result.stdout
     assert before == {p: p.read_bytes() for p in trained_run.rglob("*") if p.is_file()}  # training run untouched
 
 
 def test_eval_mode_applies_key_overrides_and_refuses_group_switches(trained_run, tmp_path):
     ckpt = f"checkpoint={trained_run / 'checkpoints' / 'best.pt'}"
-    more = run_cli("mode=eval", ckpt, "sampler.test_episodes=7", "trainer.progress=false", f"hydra.run.dir={tmp_path / 'a'}")
+    more = run_cli(
+        "mode=eval", ckpt, "sampler.test_episodes=7", "trainer.progress=false", f"hydra.run.dir={tmp_path / 'a'}"
+    )
     assert more.returncode == 0, more.stderr
     assert json.loads((tmp_path / "a" / "results.json").read_text())["episodes"] == 7
     switched = run_cli("mode=eval", ckpt, "algorithm=maml", f"hydra.run.dir={tmp_path / 'b'}")
@@ -69,8 +81,9 @@ def test_eval_mode_applies_key_overrides_and_refuses_group_switches(trained_run,
 
 def test_multirun_makes_one_directory_per_value(tmp_path):
     sweep = tmp_path / "sweep"
-    result = run_cli("-m", *FAST, "trainer.iterations=2", "sampler.test_episodes=5", "seed=0,1",
-                     f"hydra.sweep.dir={sweep}")
+    result = run_cli(
+        "-m", *FAST, "trainer.iterations=2", "sampler.test_episodes=5", "seed=0,1", f"hydra.sweep.dir={sweep}"
+    )
     assert result.returncode == 0, result.stderr
     runs = sorted(p.parent for p in sweep.glob("*/results.json"))
     assert [p.name for p in runs] == ["0", "1"]
@@ -79,9 +92,20 @@ def test_multirun_makes_one_directory_per_value(tmp_path):
 
 
 def test_regression_run_reports_mse(tmp_path):
-    result = run_cli("dataset=sinusoid", "model=mlp", "algorithm=maml", "algorithm.inner_lr=0.01", "sampler.k_shot=5",
-                     "sampler.q_query=10", "sampler.test_episodes=20", "sampler.val_episodes=5", "trainer.iterations=5",
-                     "trainer.progress=false", "device=cpu", f"hydra.run.dir={tmp_path / 'run'}")
+    result = run_cli(
+        "dataset=sinusoid",
+        "model=mlp",
+        "algorithm=maml",
+        "algorithm.inner_lr=0.01",
+        "sampler.k_shot=5",
+        "sampler.q_query=10",
+        "sampler.test_episodes=20",
+        "sampler.val_episodes=5",
+        "trainer.iterations=5",
+        "trainer.progress=false",
+        "device=cpu",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    )
     assert result.returncode == 0, result.stderr
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert results["metric"] == "mse" and results["n_way"] is None
@@ -91,30 +115,57 @@ def test_regression_run_reports_mse(tmp_path):
 def test_help_lists_groups_and_options():
     result = run_cli("--help")
     assert result.returncode == 0
-    for text in ("== Config groups ==", "algorithm: ", "protonet", "maml", "fomaml", "dataset: ", "glyphs",
-                 "sinusoid", "device: auto, cpu, cuda, mps", "model: conv4, mlp"):
+    for text in (
+        "== Config groups ==",
+        "algorithm: ",
+        "protonet",
+        "maml",
+        "fomaml",
+        "dataset: ",
+        "glyphs",
+        "sinusoid",
+        "device: auto, cpu, cuda, mps",
+        "model: conv4, mlp",
+    ):
         assert text in result.stdout
 
 
 def test_console_script_works_from_another_directory(tmp_path):
     exe = shutil.which("metalearn", path=str(Path(sys.executable).parent))
     assert exe, "the metalearn console script is not installed"
-    result = subprocess.run([exe, *FAST, "trainer.iterations=1", "sampler.test_episodes=5"], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [exe, *FAST, "trainer.iterations=1", "sampler.test_episodes=5"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     assert len(list((tmp_path / "outputs").glob("*/*/results.json"))) == 1  # outputs/DATE/TIME/ under the cwd
 
 
 def test_eval_mode_reaches_the_checkpoints_algorithm_keys(tmp_path):
-    train = run_cli(*FAST, "algorithm=maml", "algorithm.batching=loop", "trainer.iterations=2", "sampler.test_episodes=10",
-                    f"hydra.run.dir={tmp_path / 'train'}")
+    train = run_cli(
+        *FAST,
+        "algorithm=maml",
+        "algorithm.batching=loop",
+        "trainer.iterations=2",
+        "sampler.test_episodes=10",
+        f"hydra.run.dir={tmp_path / 'train'}",
+    )
     assert train.returncode == 0, train.stderr
     ckpt = f"checkpoint={tmp_path / 'train' / 'checkpoints' / 'best.pt'}"
-    for name, extra in (("same", ["algorithm=maml"]), ("plus", ["+algorithm.eval_inner_steps=3"]),
-                        ("zero", ["algorithm=maml", "algorithm.eval_inner_steps=0"]), ("bare", ["algorithm.eval_inner_steps=0"])):
+    for name, extra in (
+        ("same", ["algorithm=maml"]),
+        ("plus", ["+algorithm.eval_inner_steps=3"]),
+        ("zero", ["algorithm=maml", "algorithm.eval_inner_steps=0"]),
+        ("bare", ["algorithm.eval_inner_steps=0"]),
+    ):
         result = run_cli("mode=eval", ckpt, *extra, "trainer.progress=false", f"hydra.run.dir={tmp_path / name}")
         assert result.returncode == 0, result.stderr
-    mean = {n: json.loads((tmp_path / n / "results.json").read_text())["mean"] for n in ("same", "plus", "zero", "bare")}
+    mean = {
+        n: json.loads((tmp_path / n / "results.json").read_text())["mean"] for n in ("same", "plus", "zero", "bare")
+    }
     trained = json.loads((tmp_path / "train" / "results.json").read_text())["mean"]
     assert mean["same"] == mean["plus"] == trained  # 3 steps is the trained config's own eval_inner_steps
     assert mean["zero"] != trained  # no adaptation: the key reached the learner

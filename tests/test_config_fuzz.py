@@ -18,8 +18,8 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from inprocess_run import TINY
+
 from metalearn import cli
 
 BASE = [*TINY, "trainer.iterations=1", "sampler.val_episodes=2", "sampler.test_episodes=2"]
@@ -60,8 +60,20 @@ OVERRIDES = st.one_of(
     _values("device.deterministic", "true", 2),
     _values("seed", -1, 3, "abc", "null"),
     _values("mode", "train", "eval", "predict"),
-    st.sampled_from(["trainer.bogus=1", "+trainer.bogus=1", "+bogus=1", "bogus=1", "sampler.n_way=[1", "=3",
-                     "trainer.lr", "~trainer.lr", "checkpoint=/nonexistent.pt", "resume=/nonexistent"]),
+    st.sampled_from(
+        [
+            "trainer.bogus=1",
+            "+trainer.bogus=1",
+            "+bogus=1",
+            "bogus=1",
+            "sampler.n_way=[1",
+            "=3",
+            "trainer.lr",
+            "~trainer.lr",
+            "checkpoint=/nonexistent.pt",
+            "resume=/nonexistent",
+        ]
+    ),
 )
 
 _counter = itertools.count()
@@ -90,14 +102,21 @@ def _run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.Capture
     return "rejected"
 
 
-def test_random_overrides_run_or_fail_cleanly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+def test_random_overrides_run_or_fail_cleanly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
     outcomes: dict[str, set[tuple[str, ...]]] = {"accepted": set(), "rejected": set()}
     threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     torch.set_num_threads(1)
 
-    @settings(max_examples=60, deadline=None, derandomize=True, database=None,
-              suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+    @settings(
+        max_examples=60,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
     @given(st.lists(OVERRIDES, min_size=1, max_size=4))
     def check(overrides: list[str]) -> None:
         outcomes[_run(tmp_path, monkeypatch, capsys, overrides)].add(tuple(overrides))

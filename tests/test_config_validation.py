@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import FAST, run_cli
 from hydra import compose, initialize_config_dir
 
-from conftest import FAST, run_cli
 from metalearn.cli import config_dir
 from metalearn.config import validate_config
 from metalearn.device import resolve_device
@@ -30,14 +30,20 @@ def composed(*overrides: str):
         ("trainer.lr=0", "trainer.lr=0.0 is invalid: must be greater than 0"),
         ("+trainer.foo=1", "trainer.foo is not a known key; trainer accepts: iterations"),
         ("+sampler.ways=5", "sampler.ways is not a known key"),
-        ("algorithm.batch_norm=sometimes", "algorithm.batch_norm='sometimes' is invalid: must be one of transductive, running"),
+        (
+            "algorithm.batch_norm=sometimes",
+            "algorithm.batch_norm='sometimes' is invalid: must be one of transductive, running",
+        ),
         ("mode=test", "mode='test' is invalid: must be one of train, eval"),
         ("mode=eval", "mode=eval needs a checkpoint"),
         ("device.name=tpu", "device.name='tpu' is invalid: must be one of auto, cpu, cuda, mps"),
         ("+epochs=3", "epochs is not a known key"),
         ("algorithm=maml algorithm.inner_steps=0", "algorithm.inner_steps=0 is invalid: must be at least 1"),
         ("algorithm=reptile trainer.grad_clip=1.0", "trainer.grad_clip=1.0 has no effect with algorithm=reptile"),
-        ("algorithm=reptile trainer.scheduler=cosine", "trainer.scheduler='cosine' has no effect with algorithm=reptile"),
+        (
+            "algorithm=reptile trainer.scheduler=cosine",
+            "trainer.scheduler='cosine' has no effect with algorithm=reptile",
+        ),
         ("algorithm=anil +algorithm.per_step_batch_norm=true", "per_step_batch_norm=true does not apply to anil"),
     ],
 )

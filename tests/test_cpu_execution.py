@@ -23,7 +23,9 @@ def run_with_layout(memory_format: str, x: torch.Tensor) -> tuple[torch.Tensor, 
     layouts: list[bool] = []
     for module in net.modules():
         if isinstance(module, torch.nn.Conv2d):
-            module.register_forward_hook(lambda m, i, out: layouts.append(out.is_contiguous(memory_format=torch.channels_last)))
+            module.register_forward_hook(
+                lambda m, i, out: layouts.append(out.is_contiguous(memory_format=torch.channels_last))
+            )
     out = net(x)
     grads = torch.autograd.grad(out.square().sum(), list(net.parameters()))
     return out, list(grads), layouts
@@ -49,8 +51,12 @@ def test_channels_last_maml_meta_gradient_matches_contiguous():
     grads = []
     for memory_format in ("contiguous", "channels_last"):
         torch.manual_seed(0)
-        learner = MAML(Conv4((1, 28, 28), 8, memory_format=memory_format), "classification", 5, inner_steps=2, batching="loop")
-        outer, _, _ = learner.adapt_and_score(learner.theta(), sx, labels, qx, labels.repeat_interleave(2), training=True, functional=False)
+        learner = MAML(
+            Conv4((1, 28, 28), 8, memory_format=memory_format), "classification", 5, inner_steps=2, batching="loop"
+        )
+        outer, _, _ = learner.adapt_and_score(
+            learner.theta(), sx, labels, qx, labels.repeat_interleave(2), training=True, functional=False
+        )
         grads.append(torch.autograd.grad(outer, list(learner.parameters())))
     for a, b in zip(*grads):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)

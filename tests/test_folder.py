@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import run_cli
 from PIL import Image
 
-from conftest import run_cli
 from metalearn.data.folder import load_folder
 from metalearn.data.images import decode_image
 from metalearn.errors import DataError
@@ -18,7 +18,9 @@ from metalearn.errors import DataError
 FORMATS = ("png", "jpg", "bmp", "webp", "gif")
 
 
-def write_folder(root: Path, classes: int = 5, per_class: int = 25, size: int = 20, gray: bool = False, splits: bool = False) -> None:
+def write_folder(
+    root: Path, classes: int = 5, per_class: int = 25, size: int = 20, gray: bool = False, splits: bool = False
+) -> None:
     """root/[split/]classNN/imgKK.<ext>, formats cycling through png, jpg, bmp, webp, gif, plus a stray text file."""
     rng = np.random.default_rng(0)
     for c in range(classes):
@@ -45,7 +47,9 @@ def test_fraction_split_is_seeded_disjoint_and_reproducible(tmp_path: Path) -> N
     for s in ("train", "val", "test"):
         assert a.split(s).class_names == b.split(s).class_names
         assert torch.equal(a.split(s).images, b.split(s).images)
-    assert [c.split(s).class_names for s in ("train", "val", "test")] != [a.split(s).class_names for s in ("train", "val", "test")]
+    assert [c.split(s).class_names for s in ("train", "val", "test")] != [
+        a.split(s).class_names for s in ("train", "val", "test")
+    ]
     assert len(list(Path(cache).iterdir())) == 1  # the split seed does not change what is decoded
     assert a.input_shape == (3, 16, 16) and a.train.class_sizes.tolist() == [3] * 6  # notes.txt skipped
 
@@ -54,10 +58,15 @@ def test_split_subfolders_and_pixels(tmp_path: Path) -> None:
     write_folder(tmp_path / "d", classes=10, per_class=2, splits=True)
     data = load_folder(str(tmp_path / "d"), image_size=20, cache_dir=str(tmp_path / "c"))
     assert data.train.class_names == [f"train/class{c:02d}" for c in (0, 1, 2, 5, 6, 7)]
-    assert data.val.class_names == ["val/class03", "val/class08"] and data.test.class_names == ["test/class04", "test/class09"]
+    assert data.val.class_names == ["val/class03", "val/class08"] and data.test.class_names == [
+        "test/class04",
+        "test/class09",
+    ]
     # each image is the file decoded with Pillow and resized to 20x20 with Lanczos
     with Image.open(tmp_path / "d" / "val" / "class08" / "img01.jpg") as img:
-        expected = torch.from_numpy(np.array(img.convert("RGB").resize((20, 20), Image.Resampling.LANCZOS))).permute(2, 0, 1)
+        expected = torch.from_numpy(np.array(img.convert("RGB").resize((20, 20), Image.Resampling.LANCZOS))).permute(
+            2, 0, 1
+        )
     assert torch.equal(data.val.images[3], expected)
 
 
@@ -74,16 +83,32 @@ def test_partial_split_folders_are_an_error(tmp_path: Path) -> None:
 
 def test_channels_are_inferred_or_forced(tmp_path: Path) -> None:
     write_folder(tmp_path / "gray", classes=5, per_class=3, gray=True)
-    gray = load_folder(str(tmp_path / "gray"), image_size=12, split_fractions=[0.6, 0.2, 0.2], cache_dir=str(tmp_path / "c"))
+    gray = load_folder(
+        str(tmp_path / "gray"), image_size=12, split_fractions=[0.6, 0.2, 0.2], cache_dir=str(tmp_path / "c")
+    )
     assert gray.input_shape == (1, 12, 12)
-    forced = load_folder(str(tmp_path / "gray"), image_size=12, channels="3", split_fractions=[0.6, 0.2, 0.2], cache_dir=str(tmp_path / "c"))
+    forced = load_folder(
+        str(tmp_path / "gray"),
+        image_size=12,
+        channels="3",
+        split_fractions=[0.6, 0.2, 0.2],
+        cache_dir=str(tmp_path / "c"),
+    )
     assert forced.input_shape == (3, 12, 12)
     assert torch.equal(forced.train.images, gray.train.images.expand(-1, 3, -1, -1))
     # one colour image among grayscale ones: auto gives 3 channels
     Image.fromarray(np.full((8, 8, 3), (255, 0, 0), np.uint8)).save(tmp_path / "gray" / "class00" / "red.png")
-    mixed = load_folder(str(tmp_path / "gray"), image_size=12, split_fractions=[0.6, 0.2, 0.2], cache_dir=str(tmp_path / "c"))
+    mixed = load_folder(
+        str(tmp_path / "gray"), image_size=12, split_fractions=[0.6, 0.2, 0.2], cache_dir=str(tmp_path / "c")
+    )
     assert mixed.input_shape == (3, 12, 12)
-    one = load_folder(str(tmp_path / "gray"), image_size=12, channels="1", split_fractions=[0.6, 0.2, 0.2], cache_dir=str(tmp_path / "c"))
+    one = load_folder(
+        str(tmp_path / "gray"),
+        image_size=12,
+        channels="1",
+        split_fractions=[0.6, 0.2, 0.2],
+        cache_dir=str(tmp_path / "c"),
+    )
     assert one.input_shape == (1, 12, 12)
 
 
@@ -105,7 +130,9 @@ def test_missing_root_and_empty_class_and_too_few_classes(tmp_path: Path) -> Non
     with pytest.raises(DataError, match=r"needs dataset\.root=PATH"):
         load_folder(None)
     write_folder(tmp_path / "d", classes=3, per_class=2)
-    with pytest.raises(DataError, match=r"3 classes cannot be split by dataset\.split_fractions=\[0\.64, 0\.16, 0\.2\]"):
+    with pytest.raises(
+        DataError, match=r"3 classes cannot be split by dataset\.split_fractions=\[0\.64, 0\.16, 0\.2\]"
+    ):
         load_folder(str(tmp_path / "d"), cache_dir=str(tmp_path / "c"))
     (tmp_path / "d" / "empty").mkdir()
     with pytest.raises(DataError, match=r"class folder .*empty holds no images"):
@@ -129,13 +156,26 @@ def test_cli_conv4_trains_on_84x84_rgb_folder(tmp_path: Path) -> None:
     write_folder(tmp_path / "d", classes=10, per_class=4, size=90, splits=True)
     out = tmp_path / "run"
     proc = run_cli(
-        "dataset=folder", f"dataset.root={tmp_path / 'd'}", "dataset.augment=standard", "model=conv4",
-        "sampler.n_way=2", "sampler.k_shot=1", "sampler.q_query=2", "sampler.val_episodes=2", "sampler.test_episodes=4",
-        "trainer.iterations=2", "trainer.val_interval=2", "trainer.progress=false", "device=cpu", f"hydra.run.dir={out}",
+        "dataset=folder",
+        f"dataset.root={tmp_path / 'd'}",
+        "dataset.augment=standard",
+        "model=conv4",
+        "sampler.n_way=2",
+        "sampler.k_shot=1",
+        "sampler.q_query=2",
+        "sampler.val_episodes=2",
+        "sampler.test_episodes=4",
+        "trainer.iterations=2",
+        "trainer.val_interval=2",
+        "trainer.progress=false",
+        "device=cpu",
+        f"hydra.run.dir={out}",
         env={"METALEARN_CACHE": str(tmp_path / "cache")},
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     results = json.loads((out / "results.json").read_text())
     assert results["dataset"] == "folder" and results["episodes"] == 4 and 0 <= results["mean"] <= 1
-    bad = run_cli("dataset=folder", f"dataset.root={tmp_path / 'missing'}", "device=cpu", f"hydra.run.dir={tmp_path / 'run2'}")
+    bad = run_cli(
+        "dataset=folder", f"dataset.root={tmp_path / 'missing'}", "device=cpu", f"hydra.run.dir={tmp_path / 'run2'}"
+    )
     assert bad.returncode == 2 and "Error: dataset.root=" in bad.stderr + bad.stdout and "Traceback" not in bad.stderr

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from helpers import tiny_glyphs, train_steps
+
 from metalearn.algorithms.maml import MAML
 from metalearn.algorithms.protonet import ProtoNet
 from metalearn.data.sinusoid import SinusoidTasks

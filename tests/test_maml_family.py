@@ -39,8 +39,10 @@ def image_batch(tasks: int = 3, seed: int = 0) -> EpisodeBatch:
     g = torch.Generator().manual_seed(seed)
     labels = torch.arange(5)
     return EpisodeBatch(
-        torch.rand(tasks, 5, 1, 8, 8, generator=g), labels.repeat(tasks, 1),
-        torch.rand(tasks, 10, 1, 8, 8, generator=g), labels.repeat_interleave(2).repeat(tasks, 1),
+        torch.rand(tasks, 5, 1, 8, 8, generator=g),
+        labels.repeat(tasks, 1),
+        torch.rand(tasks, 10, 1, 8, 8, generator=g),
+        labels.repeat_interleave(2).repeat(tasks, 1),
     )
 
 
@@ -63,7 +65,9 @@ def meta_grads(learner: MAML, batch: EpisodeBatch, batching: str) -> dict[str, t
 
 
 # --- hand-derived meta-gradients ---------------------------------------------------------------
-def hand_derived(w: float, b: float, xs: float, ys: float, xq: float, yq: float, a: float, steps: int, second_order: bool):
+def hand_derived(
+    w: float, b: float, xs: float, ys: float, xq: float, yq: float, a: float, steps: int, second_order: bool
+):
     """f(x) = w x + b, one support point, one query point, squared error.
 
     Support loss L_s = (w xs + b - ys)^2 has gradient 2 r_s (xs, 1) with r_s = w xs + b - ys and constant
@@ -90,7 +94,9 @@ def hand_derived(w: float, b: float, xs: float, ys: float, xq: float, yq: float,
 @pytest.mark.parametrize("first_order", [False, True])
 def test_meta_gradient_equals_hand_derived(batching, steps, first_order):
     w, b, xs, ys, xq, yq, a = 0.7, -0.3, 1.5, 0.4, -0.8, 1.1, 0.1
-    learner = MAML(Identity(), "regression", 1, inner_lr=a, inner_steps=steps, first_order=first_order, batching=batching)
+    learner = MAML(
+        Identity(), "regression", 1, inner_lr=a, inner_steps=steps, first_order=first_order, batching=batching
+    )
     learner = learner.double()
     with torch.no_grad():
         learner.head.weight.fill_(w)
@@ -131,8 +137,14 @@ FAMILY = {
     "maml": lambda: MAML(small_conv(), "classification", 5, inner_steps=2),
     "fomaml": lambda: MAML(small_conv(), "classification", 5, inner_steps=2, first_order=True),
     "maml++": lambda: MAML(
-        small_conv(), "classification", 5, inner_steps=3, multi_step_loss=True, multi_step_loss_iterations=10,
-        per_layer_inner_lr=True, per_step_batch_norm=True,
+        small_conv(),
+        "classification",
+        5,
+        inner_steps=3,
+        multi_step_loss=True,
+        multi_step_loss_iterations=10,
+        per_layer_inner_lr=True,
+        per_step_batch_norm=True,
     ),
     "anil": lambda: ANIL(small_conv(), "classification", 5, inner_steps=2),
     "metasgd": lambda: MetaSGD(small_conv(), "classification", 5, inner_lr=0.1),
@@ -205,7 +217,11 @@ def test_anil_adapts_only_the_head():
     assert seen and all(set(step) == {"1.weight", "1.bias"} for step in seen)
     assert all(change > 0 for step in seen for change in step.values())
     # the body still learns, in the outer loop
-    assert all(p.grad is not None and p.grad.abs().sum() > 0 for n, p in learner.backbone.named_parameters() if n.endswith("0.weight"))
+    assert all(
+        p.grad is not None and p.grad.abs().sum() > 0
+        for n, p in learner.backbone.named_parameters()
+        if n.endswith("0.weight")
+    )
 
 
 def test_metasgd_learning_rates_receive_gradients():
@@ -224,8 +240,17 @@ def test_metasgd_learning_rates_receive_gradients():
 def test_reptile_update_is_the_interpolation(optimizer, batching):
     """theta_new = theta + epsilon * mean_i(phi_i - theta), phi_i from torch.optim on each task's data."""
     torch.manual_seed(0)  # an MLP: Adam's g / (|g| + eps) would amplify float noise in the pre-BatchNorm conv biases
-    learner = Reptile(MLP((1, 8, 8), [16]), "classification", 5, inner_optimizer=optimizer, inner_lr=0.05, inner_steps=3,
-                      outer_lr=1.0, outer_lr_final=0.2, batching=batching)
+    learner = Reptile(
+        MLP((1, 8, 8), [16]),
+        "classification",
+        5,
+        inner_optimizer=optimizer,
+        inner_lr=0.05,
+        inner_steps=3,
+        outer_lr=1.0,
+        outer_lr_final=0.2,
+        batching=batching,
+    )
     batch = image_batch()
     learner.set_progress(3, 5)  # epsilon = 1 - (2/5)(1 - 0.2) = 0.68
     assert learner.epsilon == pytest.approx(0.68)
@@ -233,7 +258,11 @@ def test_reptile_update_is_the_interpolation(optimizer, batching):
     phis = []
     for episode in batch.episodes():
         net = copy.deepcopy(learner.net)
-        opt = torch.optim.SGD(net.parameters(), lr=0.05) if optimizer == "sgd" else torch.optim.Adam(net.parameters(), lr=0.05, betas=(0.0, 0.999))
+        opt = (
+            torch.optim.SGD(net.parameters(), lr=0.05)
+            if optimizer == "sgd"
+            else torch.optim.Adam(net.parameters(), lr=0.05, betas=(0.0, 0.999))
+        )
         x, y = torch.cat([episode.support_x, episode.query_x]), torch.cat([episode.support_y, episode.query_y])
         for _ in range(3):
             opt.zero_grad()
@@ -250,7 +279,15 @@ def test_reptile_update_is_the_interpolation(optimizer, batching):
 def test_reptile_non_transductive_predicts_each_query_alone():
     """Non-transductive outputs of one query image do not depend on the other query images."""
     torch.manual_seed(0)
-    learner = Reptile(small_conv(), "classification", 5, inner_steps=2, eval_inner_steps=2, evaluation="non_transductive", batching="loop")
+    learner = Reptile(
+        small_conv(),
+        "classification",
+        5,
+        inner_steps=2,
+        eval_inner_steps=2,
+        evaluation="non_transductive",
+        batching="loop",
+    )
     batch = image_batch(tasks=1)
     with torch.no_grad():
         full = learner.predict(batch[0])
@@ -289,7 +326,9 @@ def test_derivative_order_annealing_switches_at_the_configured_iteration():
 
 
 def test_multi_step_loss_weights_anneal_towards_the_last_step():
-    learner = MAML(small_conv(), "classification", 5, inner_steps=4, multi_step_loss=True, multi_step_loss_iterations=100)
+    learner = MAML(
+        small_conv(), "classification", 5, inner_steps=4, multi_step_loss=True, multi_step_loss_iterations=100
+    )
     learner.set_progress(0, 1000)
     assert learner.step_weights() == pytest.approx([0.25] * 4)
     learner.set_progress(50, 1000)
@@ -361,11 +400,31 @@ def glyphs():
 GLYPH_LEARNERS = {  # small and on the loop path (auto would time both paths first): seconds each
     "anil": lambda s: ANIL(Conv4(s, 16), "classification", 5, eval_inner_steps=5, batching="loop"),
     "metasgd": lambda s: MetaSGD(Conv4(s, 16), "classification", 5, inner_lr=0.4, eval_inner_steps=1, batching="loop"),
-    "maml++": lambda s: MAML(Conv4(s, 16), "classification", 5, inner_lr=0.4, inner_steps=2, eval_inner_steps=2,
-                             multi_step_loss=True, multi_step_loss_iterations=20, per_layer_inner_lr=True,
-                             per_step_batch_norm=True, first_order_iterations=20, batching="loop"),
-    "reptile": lambda s: Reptile(Conv4(s, 16), "classification", 5, inner_optimizer="adam", inner_lr=0.003, inner_steps=3,
-                                 inner_data="support", eval_inner_steps=5, batching="loop"),
+    "maml++": lambda s: MAML(
+        Conv4(s, 16),
+        "classification",
+        5,
+        inner_lr=0.4,
+        inner_steps=2,
+        eval_inner_steps=2,
+        multi_step_loss=True,
+        multi_step_loss_iterations=20,
+        per_layer_inner_lr=True,
+        per_step_batch_norm=True,
+        first_order_iterations=20,
+        batching="loop",
+    ),
+    "reptile": lambda s: Reptile(
+        Conv4(s, 16),
+        "classification",
+        5,
+        inner_optimizer="adam",
+        inner_lr=0.003,
+        inner_steps=3,
+        inner_data="support",
+        eval_inner_steps=5,
+        batching="loop",
+    ),
 }
 
 
@@ -381,11 +440,21 @@ def test_learns_glyphs_above_chance(glyphs, name):
 
 SINUSOID_LEARNERS = {  # vmap: much faster than the loop for this tiny MLP
     "maml": lambda: MAML(MLP((1,)), "regression", 1, inner_lr=0.01, eval_inner_steps=5, batching="vmap"),
-    "fomaml": lambda: MAML(MLP((1,)), "regression", 1, inner_lr=0.01, eval_inner_steps=5, first_order=True, batching="vmap"),
+    "fomaml": lambda: MAML(
+        MLP((1,)), "regression", 1, inner_lr=0.01, eval_inner_steps=5, first_order=True, batching="vmap"
+    ),
     "anil": lambda: ANIL(MLP((1,)), "regression", 1, inner_lr=0.01, eval_inner_steps=5, batching="vmap"),
     "metasgd": lambda: MetaSGD(MLP((1,)), "regression", 1, inner_lr=0.01, eval_inner_steps=1, batching="vmap"),
-    "reptile": lambda: Reptile(MLP((1,)), "regression", 1, inner_optimizer="sgd", inner_lr=0.01, inner_steps=5,
-                               eval_inner_steps=5, batching="vmap"),
+    "reptile": lambda: Reptile(
+        MLP((1,)),
+        "regression",
+        1,
+        inner_optimizer="sgd",
+        inner_lr=0.01,
+        inner_steps=5,
+        eval_inner_steps=5,
+        batching="vmap",
+    ),
 }
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import FAST, ROOT, run_cli
 from hydra import compose, initialize_config_dir
 
-from conftest import FAST, ROOT, run_cli
 from metalearn.config import validate_config
 from metalearn.errors import ConfigError
 
@@ -35,7 +35,9 @@ def compose_config(*overrides: str):
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_experiment_configs_compose_and_validate(experiment):
     text = (ROOT / "conf" / "experiment" / f"{experiment}.yaml").read_text()
-    assert text.startswith("# @package _global_") and "published" in text.lower(), "each experiment cites its published figure"
+    assert text.startswith("# @package _global_") and "published" in text.lower(), (
+        "each experiment cites its published figure"
+    )
     if "override /dataset: omniglot" in text and not (ROOT / "conf" / "dataset" / "omniglot.yaml").exists():
         pytest.skip("dataset=omniglot is not available yet")
     validate_config(compose_config(f"+experiment={experiment}"))
@@ -44,9 +46,18 @@ def test_experiment_configs_compose_and_validate(experiment):
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        (["algorithm=maml", "algorithm.batching=vmap", "algorithm.batch_norm=running"], "algorithm.batching=vmap needs"),
-        (["algorithm=reptile", "algorithm.batching=threads", "algorithm.batch_norm=running"], "algorithm.batching=threads needs"),
-        (["algorithm=maml", "algorithm.batching=vmap", "algorithm.checkpoint_inner=true"], "algorithm.checkpoint_inner=true"),
+        (
+            ["algorithm=maml", "algorithm.batching=vmap", "algorithm.batch_norm=running"],
+            "algorithm.batching=vmap needs",
+        ),
+        (
+            ["algorithm=reptile", "algorithm.batching=threads", "algorithm.batch_norm=running"],
+            "algorithm.batching=threads needs",
+        ),
+        (
+            ["algorithm=maml", "algorithm.batching=vmap", "algorithm.checkpoint_inner=true"],
+            "algorithm.checkpoint_inner=true",
+        ),
         (["algorithm=maml", "algorithm.batching=fast"], "algorithm.batching='fast' is invalid"),
         (["algorithm=reptile", "algorithm.evaluation=inductive"], "algorithm.evaluation='inductive' is invalid"),
         (["algorithm=reptile", "algorithm.adam_betas=[0.9]"], "algorithm.adam_betas"),

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import FAST, OMNIGLOT_DIR, run_cli
+
 from metalearn.config.groups.dataset import OmniglotConfig
 from metalearn.data import omniglot, omniglot_sources
 from metalearn.data.character_affine import random_affine
@@ -36,7 +36,10 @@ def _base(name: str) -> str:
 
 def _small_zip(omniglot_dir: Path, dest: Path, characters: int = 3) -> Path:
     """A zip with the first few characters of small1, laid out like the published zip."""
-    with zipfile.ZipFile(omniglot_dir / f"{SMALL1}.zip") as src, zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as out:
+    with (
+        zipfile.ZipFile(omniglot_dir / f"{SMALL1}.zip") as src,
+        zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as out,
+    ):
         chars = sorted({"/".join(n.split("/")[:3]) for n in src.namelist() if n.endswith(".png")})[:characters]
         for name in sorted(n for n in src.namelist() if n.endswith(".png") and "/".join(n.split("/")[:3]) in chars):
             out.writestr(name, src.read(name))
@@ -51,7 +54,9 @@ def _cache_files(cache: Path) -> list[str]:
 def test_vinyals_split_equals_published_lists(vinyals: omniglot.SplitData, omniglot_dir: Path) -> None:
     for split, count in (("train", 1028), ("val", 172), ("test", 423)):
         listed = json.loads((omniglot_dir / "splits" / "vinyals" / f"{split}.json").read_text())
-        expected = sorted(f"{s}/{a}/{c}" for s, alphabets in listed.items() for a, chars in alphabets.items() for c in chars)
+        expected = sorted(
+            f"{s}/{a}/{c}" for s, alphabets in listed.items() for a, chars in alphabets.items() for c in chars
+        )
         store = vinyals.split(split)
         unrotated = sorted(n for n in store.class_names if "/rot" not in n)
         assert unrotated == expected and len(unrotated) == count
@@ -97,7 +102,9 @@ def test_zip_folder_and_torchvision_layout_give_identical_tensors(omniglot_dir: 
     assert isinstance(found, FolderSource) and found.location == tmp_path / "tv" / "omniglot-py" / SMALL1
 
 
-def test_cache_is_reused_and_rebuilt_when_a_setting_changes(omniglot_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cache_is_reused_and_rebuilt_when_a_setting_changes(
+    omniglot_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     source, cache = ZipSource(_small_zip(omniglot_dir, tmp_path / f"{SMALL1}.zip")), tmp_path / "cache"
     first = load_set(source, SMALL1, 28, cache)
     assert len(_cache_files(cache)) == 1
@@ -142,7 +149,9 @@ def test_damaged_zip_bytes_and_truncated_zip_name_the_file(omniglot_dir: Path, t
     assert _cache_files(tmp_path / "cache") == []
 
 
-def test_download_checks_md5_and_keeps_nothing_on_mismatch(omniglot_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_download_checks_md5_and_keeps_nothing_on_mismatch(
+    omniglot_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     server = tmp_path / "server"
     server.mkdir()
     archive = _small_zip(omniglot_dir, server / f"{SMALL1}.zip")
@@ -168,8 +177,14 @@ def test_missing_data_names_every_place_and_the_fix(tmp_path: Path) -> None:
 
 
 def test_config_rejects_impossible_values() -> None:
-    for bad in (dict(split="bogus"), dict(image_size=200), dict(rotations=[45]), dict(augment="flip"), dict(val_alphabets=0),
-                dict(val_alphabets=3)):  # with the default split=vinyals
+    for bad in (
+        dict(split="bogus"),
+        dict(image_size=200),
+        dict(rotations=[45]),
+        dict(augment="flip"),
+        dict(val_alphabets=0),
+        dict(val_alphabets=3),
+    ):  # with the default split=vinyals
         with pytest.raises(ConfigError, match=f"dataset.{next(iter(bad))}="):
             OmniglotConfig(**bad).check("dataset")  # type: ignore[arg-type]
 
@@ -187,10 +202,19 @@ def test_affine_augmentation_is_seeded_small_and_per_image() -> None:
 
 def test_cli_trains_on_the_minimal_set(omniglot_dir: Path, tmp_path: Path) -> None:
     fast = [f for f in FAST if not f.startswith("dataset.")]
-    out = run_cli(*fast, "dataset=omniglot", f"dataset.root={omniglot_dir}", "dataset.split=minimal1",
-                  "dataset.augment=affine", "trainer.iterations=2", f"hydra.run.dir={tmp_path / 'run'}")
+    out = run_cli(
+        *fast,
+        "dataset=omniglot",
+        f"dataset.root={omniglot_dir}",
+        "dataset.split=minimal1",
+        "dataset.augment=affine",
+        "trainer.iterations=2",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    )
     assert out.returncode == 0, out.stderr
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert results["dataset"] == "omniglot" and results["episodes"] == 20
-    bad = run_cli("dataset=omniglot", f"dataset.root={tmp_path / 'nowhere'}", "device=cpu", f"hydra.run.dir={tmp_path / 'bad'}")
+    bad = run_cli(
+        "dataset=omniglot", f"dataset.root={tmp_path / 'nowhere'}", "device=cpu", f"hydra.run.dir={tmp_path / 'bad'}"
+    )
     assert bad.returncode == 2 and "Error: Omniglot's images_background and images_evaluation not found" in bad.stderr

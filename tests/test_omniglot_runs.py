@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import FAST, run_cli
 from omegaconf import OmegaConf
 from PIL import Image
 
-from conftest import FAST, run_cli
 from metalearn.algorithms.protonet import ProtoNet
 from metalearn.config.groups.run import EvalConfig
 from metalearn.data.class_store import ClassStore, SplitData
@@ -122,11 +122,13 @@ def test_learner_with_a_5_way_head_is_refused(tmp_path: Path) -> None:
     make_runs(tmp_path / "runs")
     store = ClassStore(torch.zeros(4, 1, 28, 28, dtype=torch.uint8), torch.tensor([0, 2, 4]), ["a", "b"])
     data = SplitData(store, store, store, "tiny")
-    cfg = OmegaConf.create({
-        "eval": {"protocol": "omniglot_runs", "runs_dir": str(tmp_path / "runs")},
-        "model": {"_target_": "metalearn.models.conv4.Conv4"},
-        "algorithm": {"_target_": "metalearn.algorithms.maml.MAML"},
-    })
+    cfg = OmegaConf.create(
+        {
+            "eval": {"protocol": "omniglot_runs", "runs_dir": str(tmp_path / "runs")},
+            "model": {"_target_": "metalearn.models.conv4.Conv4"},
+            "algorithm": {"_target_": "metalearn.algorithms.maml.MAML"},
+        }
+    )
     state = MAML(Conv4((1, 28, 28)), "classification", n_way=5).state_dict()
     with pytest.raises(CheckpointError, match="sampler.n_way=20"):
         evaluate_runs(cfg, data, torch.device("cpu"), state, tmp_path / "x.pt")
@@ -137,8 +139,14 @@ def test_cli_scores_a_checkpoint_on_the_runs(tmp_path: Path) -> None:
     train = run_cli(*FAST, "trainer.iterations=2", f"hydra.run.dir={tmp_path / 'train'}")
     assert train.returncode == 0, train.stderr
     checkpoint = tmp_path / "train" / "checkpoints" / "best.pt"
-    out = run_cli("mode=eval", f"checkpoint={checkpoint}", "eval.protocol=omniglot_runs", f"eval.runs_dir={runs}",
-                  "device=cpu", f"hydra.run.dir={tmp_path / 'eval'}")
+    out = run_cli(
+        "mode=eval",
+        f"checkpoint={checkpoint}",
+        "eval.protocol=omniglot_runs",
+        f"eval.runs_dir={runs}",
+        "device=cpu",
+        f"hydra.run.dir={tmp_path / 'eval'}",
+    )
     assert out.returncode == 0, out.stderr
     results = json.loads((tmp_path / "eval" / "results.json").read_text())
     # a 5-way-trained ProtoNet scores the 20-way runs; exact copies are found, so only the mislabelled items count

@@ -13,15 +13,20 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-
 from conftest import run_cli
 from inprocess_run import TINY
 
 pytestmark = pytest.mark.slow
 
 # checkpoints at 3, 6, 8; validation at 3, 6, 8; rows at 2, 3, 4, 6, 8
-BASE = [*TINY, "device.deterministic=true", "trainer.iterations=8", "trainer.val_interval=3",
-        "trainer.log_interval=2", "trainer.checkpoint_interval=3"]
+BASE = [
+    *TINY,
+    "device.deterministic=true",
+    "trainer.iterations=8",
+    "trainer.val_interval=3",
+    "trainer.log_interval=2",
+    "trainer.checkpoint_interval=3",
+]
 ENV = {"OMP_NUM_THREADS": "1"}  # the same thread count in every process, so reductions match bitwise
 
 
@@ -32,7 +37,9 @@ def rows(run_dir: Path) -> list[dict]:
 
 def test_metrics(run_dir: Path) -> dict:
     res = json.loads((run_dir / "results.json").read_text())
-    return {k: res[k] for k in ("metric", "mean", "ci95", "episodes", "iterations", "best_iteration", "best_val_accuracy")}
+    return {
+        k: res[k] for k in ("metric", "mean", "ci95", "episodes", "iterations", "best_iteration", "best_val_accuracy")
+    }
 
 
 test_metrics.__test__ = False  # a helper, not a test
@@ -72,8 +79,8 @@ def killed(run_dir: Path, point: str, *args: str) -> None:
 @pytest.mark.parametrize(
     "point, form",
     [
-        ("iteration:5", "trainer.resume"),   # mid-iteration: the row of iteration 4 follows the last checkpoint (3)
-        ("validation:6", "resume=DIR"),      # during validation, before its row or best.pt
+        ("iteration:5", "trainer.resume"),  # mid-iteration: the row of iteration 4 follows the last checkpoint (3)
+        ("validation:6", "resume=DIR"),  # during validation, before its row or best.pt
     ],
 )
 def test_sigkill_then_resume_matches_uninterrupted(tmp_path: Path, reference: Path, point: str, form: str) -> None:
@@ -101,7 +108,9 @@ def test_sigterm_during_validation_checkpoints_and_resumes_exactly(tmp_path: Pat
     assert last_line.startswith("Interrupted by SIGTERM: stopped after iteration 6 of 8")
     command = last_line.split("resume with: ")[1]
     assert command == f"metalearn resume={run_dir}"
-    assert torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["iteration"] == 6  # the iteration finished
+    assert (
+        torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["iteration"] == 6
+    )  # the iteration finished
     assert not (run_dir / "results.json").exists()
     resumed = run_cli(*command.split()[1:], "trainer.progress=false", env=ENV)
     assert resumed.returncode == 0, resumed.stderr

@@ -15,7 +15,14 @@ from PIL import Image
 
 from metalearn.config.groups.image_data import CifarFSConfig, FolderConfig, MiniImageNetConfig
 from metalearn.data import cifar_fs
-from metalearn.data.cifar_fs import CIFAR_FS_SPLITS, FC100_SPLITS, FC100_SUPERCLASSES, SUPERCLASSES, load_cifar_fs, load_fc100
+from metalearn.data.cifar_fs import (
+    CIFAR_FS_SPLITS,
+    FC100_SPLITS,
+    FC100_SUPERCLASSES,
+    SUPERCLASSES,
+    load_cifar_fs,
+    load_fc100,
+)
 from metalearn.data.mini_imagenet import load_mini_imagenet
 from metalearn.errors import ConfigError, DataError
 
@@ -97,7 +104,9 @@ def test_mini_imagenet_wrong_pickle_says_what_was_expected(tmp_path: Path) -> No
     bad = tmp_path / "mini-imagenet-cache-val.pkl"
     with open(bad, "wb") as handle:
         pickle.dump({"images": np.zeros((2, 84, 84, 3), np.uint8), "labels": [0, 1]}, handle)
-    with pytest.raises(DataError, match=r"mini-imagenet-cache-val\.pkl is not a mini-ImageNet cache: expected .*'image_data'"):
+    with pytest.raises(
+        DataError, match=r"mini-imagenet-cache-val\.pkl is not a mini-ImageNet cache: expected .*'image_data'"
+    ):
         load_mini_imagenet(str(tmp_path), cache_dir=str(tmp_path / "c"))
     with open(bad, "wb") as handle:
         pickle.dump({"image_data": np.zeros((2, 84, 84), np.float32), "class_dict": {"a": [0, 1]}}, handle)
@@ -149,13 +158,19 @@ def write_cifar100(root: Path, per_class: tuple[int, int] = (2, 1)) -> np.ndarra
         within = np.tile(np.arange(start, start + count), 100)[order]
         data = images[labels, within].reshape(-1, 3072)
         blob = {
-            b"filenames": [b"x.png"] * len(labels), b"batch_label": b"training batch 1 of 1", b"data": data,
-            b"fine_labels": labels.tolist(), b"coarse_labels": [coarse_of[ALL_CLASSES[k]] for k in labels],
+            b"filenames": [b"x.png"] * len(labels),
+            b"batch_label": b"training batch 1 of 1",
+            b"data": data,
+            b"fine_labels": labels.tolist(),
+            b"coarse_labels": [coarse_of[ALL_CLASSES[k]] for k in labels],
         }
         with open(folder / name, "wb") as handle:
             pickle.dump(blob, handle, protocol=2)
         start += count
-    meta = {b"fine_label_names": [c.encode() for c in ALL_CLASSES], b"coarse_label_names": [s.encode() for s in ALL_SUPERS]}
+    meta = {
+        b"fine_label_names": [c.encode() for c in ALL_CLASSES],
+        b"coarse_label_names": [s.encode() for s in ALL_SUPERS],
+    }
     with open(folder / "meta", "wb") as handle:
         pickle.dump(meta, handle, protocol=2)
     return images

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from helpers import tiny_glyphs
+
 from metalearn.data.class_store import ClassStore, SplitData
 from metalearn.data.sinusoid import SinusoidTasks
 from metalearn.errors import ConfigError

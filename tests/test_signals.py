@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import ROOT
 from inprocess_run import TINY
 from test_resume import ENV
@@ -37,15 +36,21 @@ def _read_until(proc: subprocess.Popen, needle: bytes, limit_s: float = 240) -> 
 def _start(*args: str) -> subprocess.Popen:
     env = {**os.environ, **ENV}
     env.pop("HYDRA_FULL_ERROR", None)
-    return subprocess.Popen([sys.executable, "-m", "metalearn", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "metalearn", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
 
 
 def test_external_sigterm_in_training_then_sigint_in_evaluation(tmp_path: Path) -> None:
     train_dir, eval_dir = tmp_path / "train", tmp_path / "eval"
     # A long run, signalled from outside once its first validation has produced best.pt.
-    proc = _start(*TINY, "trainer.iterations=100000", "trainer.val_interval=2", "trainer.progress=true",
-                  f"hydra.run.dir={train_dir}")
+    proc = _start(
+        *TINY,
+        "trainer.iterations=100000",
+        "trainer.val_interval=2",
+        "trainer.progress=true",
+        f"hydra.run.dir={train_dir}",
+    )
     _read_until(proc, b"meta-train")
     while not (train_dir / "checkpoints" / "best.pt").exists():
         _read_until(proc, b"it")  # keep the pipe drained while training runs
@@ -59,13 +64,23 @@ def test_external_sigterm_in_training_then_sigint_in_evaluation(tmp_path: Path) 
     before = {p: p.read_bytes() for p in train_dir.rglob("*") if p.is_file()}
 
     # Ctrl-C while mode=eval scores many test episodes: one line, exit 130, no results, the run untouched.
-    proc = _start("mode=eval", f"checkpoint={train_dir}/checkpoints/best.pt", "sampler.test_episodes=20000",
-                  "sampler.eval_batch_size=4", "trainer.progress=true", f"hydra.run.dir={eval_dir}")
+    proc = _start(
+        "mode=eval",
+        f"checkpoint={train_dir}/checkpoints/best.pt",
+        "sampler.test_episodes=20000",
+        "sampler.eval_batch_size=4",
+        "trainer.progress=true",
+        f"hydra.run.dir={eval_dir}",
+    )
     _read_until(proc, b"eval test")
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err.decode()[-2000:]
-    lines = [line for line in err.decode().replace("\r", "\n").splitlines() if line.startswith(("Interrupted", "Error", "Trace"))]
+    lines = [
+        line
+        for line in err.decode().replace("\r", "\n").splitlines()
+        if line.startswith(("Interrupted", "Error", "Trace"))
+    ]
     assert lines == ["Interrupted by SIGINT: evaluation stopped; no results were written"]
     assert not (eval_dir / "results.json").exists()
     assert {p: p.read_bytes() for p in train_dir.rglob("*") if p.is_file()} == before

@@ -1,7 +1,7 @@
 """Meta-learning algorithms, all behind the one MetaLearner interface."""
 
-from metalearn.algorithms.base import MetaLearner, StepOutput
 from metalearn.algorithms.anil import ANIL
+from metalearn.algorithms.base import MetaLearner, StepOutput
 from metalearn.algorithms.maml import MAML
 from metalearn.algorithms.metasgd import MetaSGD
 from metalearn.algorithms.protonet import ProtoNet

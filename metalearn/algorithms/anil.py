@@ -22,8 +22,8 @@ class ANIL(MAML):
         return [n for n, _ in self.net.named_parameters() if n.startswith(_HEAD)]
 
     def embed(self, theta: Params, x: Tensor) -> Tensor:
-        body = {n[len(_BODY):]: p for n, p in theta.items() if n.startswith(_BODY)}
+        body = {n[len(_BODY) :]: p for n, p in theta.items() if n.startswith(_BODY)}
         return call_module(self.backbone, body, x)
 
     def forward_with(self, theta: Params, fast: Params, x: Tensor, step: int) -> Tensor:
-        return call_module(self.head, {n[len(_HEAD):]: p for n, p in fast.items()}, x)
+        return call_module(self.head, {n[len(_HEAD) :]: p for n, p in fast.items()}, x)

@@ -77,7 +77,7 @@ class BatchingChoice:
     batch_norm: str
 
     def pick_batching(self, purpose: str) -> str:
-        """"vmap" or "loop" for `purpose` ("train" or "eval")."""
+        """ "vmap" or "loop" for `purpose` ("train" or "eval")."""
         batching = resolve_batching(self.batching, self.batch_norm)
         if batching != "auto":
             return batching
@@ -108,8 +108,13 @@ def sgd_step(params: Params, grads: Params, lrs: dict[str, float | Tensor]) -> P
 
 
 def adam_step(
-    params: Params, grads: Params, state: dict[str, tuple[Tensor, Tensor]], step: int, lr: float,
-    betas: tuple[float, float], eps: float = 1e-8,
+    params: Params,
+    grads: Params,
+    state: dict[str, tuple[Tensor, Tensor]],
+    step: int,
+    lr: float,
+    betas: tuple[float, float],
+    eps: float = 1e-8,
 ) -> tuple[Params, dict[str, tuple[Tensor, Tensor]]]:
     """One functional Adam step (Kingma & Ba 2015), bias-corrected; `step` counts from 1."""
     b1, b2 = betas

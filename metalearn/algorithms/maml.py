@@ -31,13 +31,21 @@ loop and threads paths, as torch.func does not support checkpointing's saved-ten
 
 from __future__ import annotations
 
-
 import torch
 from torch import Tensor, nn
 
 from metalearn.algorithms.base import MetaLearner, StepOutput, set_batch_norm_mode, task_loss
+from metalearn.algorithms.functional import (
+    BatchingChoice,
+    Params,
+    check_checkpoint_inner,
+    checkpointed,
+    inner_grads,
+    map_tasks,
+    resolve_batching,
+    sgd_step,
+)
 from metalearn.algorithms.task_threads import call_module
-from metalearn.algorithms.functional import BatchingChoice, Params, check_checkpoint_inner, checkpointed, inner_grads, map_tasks, resolve_batching, sgd_step
 from metalearn.sampling.episode import Episode, EpisodeBatch
 
 
@@ -91,7 +99,9 @@ class MAML(BatchingChoice, MetaLearner):
             for name, buffer in self.net.named_buffers():
                 if name.endswith((".running_mean", ".running_var")):
                     self.stat_names.append(name)
-                    self.bn_stats.register_buffer(_key(name), buffer.detach().clone().expand(inner_steps, *buffer.shape).clone())
+                    self.bn_stats.register_buffer(
+                        _key(name), buffer.detach().clone().expand(inner_steps, *buffer.shape).clone()
+                    )
         self.step_lrs = nn.ParameterDict()
         if per_layer_inner_lr:
             for name in self.fast_names():
@@ -110,7 +120,9 @@ class MAML(BatchingChoice, MetaLearner):
     @property
     def second_order(self) -> bool:
         """Second order unless first_order, or still within the first `first_order_iterations` iterations."""
-        return not self.first_order and (self.first_order_iterations == 0 or self.iteration > self.first_order_iterations)
+        return not self.first_order and (
+            self.first_order_iterations == 0 or self.iteration > self.first_order_iterations
+        )
 
     def step_weights(self) -> list[float] | None:
         """Multi-step loss weights per inner step (None: only the final step's loss)."""
@@ -157,13 +169,19 @@ class MAML(BatchingChoice, MetaLearner):
         return {n: lr for n in self.fast_names()}
 
     # --- one task -------------------------------------------------------------------------------
-    def inner_step(self, theta: Params, fast: Params, x: Tensor, y: Tensor, step: int, training: bool, functional: bool) -> Params:
+    def inner_step(
+        self, theta: Params, fast: Params, x: Tensor, y: Tensor, step: int, training: bool, functional: bool
+    ) -> Params:
         second_order = training and self.second_order
 
         def step_fn(*values: Tensor) -> tuple[Tensor, ...]:
             current = dict(zip(fast, values))
             loss_fn = lambda f: task_loss(self.forward_with(theta, f, x, step), y, self.task)  # noqa: E731
-            return tuple(sgd_step(current, inner_grads(loss_fn, current, second_order, functional), self.lrs(step, training)).values())
+            return tuple(
+                sgd_step(
+                    current, inner_grads(loss_fn, current, second_order, functional), self.lrs(step, training)
+                ).values()
+            )
 
         if second_order and self.checkpoint_inner:
             return dict(zip(fast, checkpointed(step_fn, *fast.values())))
@@ -229,5 +247,7 @@ class MAML(BatchingChoice, MetaLearner):
         return run(self.pick_batching("eval"))
 
     def predict(self, episode: Episode) -> Tensor:
-        batch = EpisodeBatch(episode.support_x[None], episode.support_y[None], episode.query_x[None], episode.query_y[None])
+        batch = EpisodeBatch(
+            episode.support_x[None], episode.support_y[None], episode.query_x[None], episode.query_y[None]
+        )
         return self.predict_batch(batch)[0]

@@ -18,7 +18,9 @@ class MetaSGD(MAML):
     def __init__(self, backbone: nn.Module, task: str, n_way: int, inner_lr: float = 0.4, **kwargs: object) -> None:
         super().__init__(backbone, task, n_way, inner_lr=inner_lr, **kwargs)  # type: ignore[arg-type]
         params = dict(self.net.named_parameters())
-        self.alphas = nn.ParameterDict({_key(n): nn.Parameter(torch.full_like(params[n], float(inner_lr))) for n in self.fast_names()})
+        self.alphas = nn.ParameterDict(
+            {_key(n): nn.Parameter(torch.full_like(params[n], float(inner_lr))) for n in self.fast_names()}
+        )
 
     def lrs(self, step: int, training: bool) -> dict[str, float | Tensor]:
         return {n: self.alphas[_key(n)] for n in self.fast_names()}

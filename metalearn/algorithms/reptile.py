@@ -16,13 +16,20 @@ accuracy are those of phi_i on the query set. Evaluation fine-tunes on the suppo
 
 from __future__ import annotations
 
-
 import torch
 from torch import Tensor, nn
 
 from metalearn.algorithms.base import MetaLearner, StepOutput, set_batch_norm_mode, task_loss
+from metalearn.algorithms.functional import (
+    BatchingChoice,
+    Params,
+    adam_step,
+    inner_grads,
+    map_tasks,
+    resolve_batching,
+    sgd_step,
+)
 from metalearn.algorithms.task_threads import call_module
-from metalearn.algorithms.functional import BatchingChoice, Params, adam_step, inner_grads, map_tasks, resolve_batching, sgd_step
 from metalearn.errors import ConfigError
 from metalearn.sampling.episode import Episode, EpisodeBatch
 
@@ -127,5 +134,7 @@ class Reptile(BatchingChoice, MetaLearner):
         return run(self.pick_batching("eval"))
 
     def predict(self, episode: Episode) -> Tensor:
-        batch = EpisodeBatch(episode.support_x[None], episode.support_y[None], episode.query_x[None], episode.query_y[None])
+        batch = EpisodeBatch(
+            episode.support_x[None], episode.support_y[None], episode.query_x[None], episode.query_y[None]
+        )
         return self.predict_batch(batch)[0]

@@ -58,7 +58,9 @@ def _twins(root: nn.Module) -> dict[int, nn.Module]:
     return {id(original): copied for original, copied in zip(root.modules(), twin.modules())}
 
 
-def map_threads(fn: Callable[..., Sequence[Tensor]], fields: Sequence[Tensor], root: nn.Module) -> list[Sequence[Tensor]]:
+def map_threads(
+    fn: Callable[..., Sequence[Tensor]], fields: Sequence[Tensor], root: nn.Module
+) -> list[Sequence[Tensor]]:
     """[fn(*(f[i] for f in fields)) for every task i], the tasks spread over the workers, results in task order.
 
     `root` is the module whose functional calls (through call_module) must stay private to a worker.

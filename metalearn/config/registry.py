@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from metalearn.config.groups import algorithm, dataset, model, run, sampler
-from metalearn.config.groups import image_data
+from metalearn.config.groups import algorithm, dataset, image_data, model, run, sampler
 from metalearn.config.schema import Schema
 
 
@@ -15,7 +14,13 @@ def _by_target(*schemas: type[Schema]) -> dict[str, type[Schema]]:
 SCHEMAS: dict[str, dict[str, type[Schema]]] = {
     "dataset": _by_target(dataset.GlyphsConfig, dataset.SinusoidConfig, dataset.OmniglotConfig, *image_data.SCHEMAS),
     "sampler": _by_target(sampler.EpisodicSamplerConfig),
-    "algorithm": _by_target(algorithm.ProtoNetConfig, algorithm.MAMLConfig, algorithm.ANILConfig, algorithm.MetaSGDConfig, algorithm.ReptileConfig),
+    "algorithm": _by_target(
+        algorithm.ProtoNetConfig,
+        algorithm.MAMLConfig,
+        algorithm.ANILConfig,
+        algorithm.MetaSGDConfig,
+        algorithm.ReptileConfig,
+    ),
     "model": _by_target(model.Conv4Config, model.MLPConfig),
     "trainer": _by_target(run.TrainerConfig),
 }

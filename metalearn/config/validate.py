@@ -63,7 +63,9 @@ def validate_config(cfg: DictConfig, skip: tuple[str, ...] = ()) -> None:
             raise ConfigError(f"the config has no {group}; choose one with {group}=NAME (see metalearn --help)")
         target = node.get("_target_")
         if target not in schemas:
-            raise ConfigError(f"{group}._target_={target!r} is not a known {group}; known targets: {', '.join(schemas)}")
+            raise ConfigError(
+                f"{group}._target_={target!r} is not a known {group}; known targets: {', '.join(schemas)}"
+            )
         _checked(schemas[target], node, group)
     for group, schema in FIXED_SCHEMAS.items():
         _checked(schema, container.get(group) or {}, group)
@@ -71,7 +73,9 @@ def validate_config(cfg: DictConfig, skip: tuple[str, ...] = ()) -> None:
         _check_combinations(container)
     top = _checked(TopLevel, {k: container[k] for k in top_keys if k in container}, "")
     if top.mode == "eval" and not top.checkpoint:  # type: ignore[attr-defined]
-        raise ConfigError("mode=eval needs a checkpoint: add checkpoint=PATH (for example outputs/DATE/TIME/checkpoints/best.pt)")
+        raise ConfigError(
+            "mode=eval needs a checkpoint: add checkpoint=PATH (for example outputs/DATE/TIME/checkpoints/best.pt)"
+        )
 
 
 # Trainer settings that only act through the trainer's optimiser, which Reptile's outer update replaces.

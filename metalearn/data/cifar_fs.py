@@ -63,30 +63,128 @@ SUPERCLASSES: dict[str, list[str]] = {
 # CIFAR-FS (Bertinetto et al. 2019), from the r2d2 split files as shipped by Torchmeta.
 CIFAR_FS_SPLITS: dict[str, list[str]] = {
     "train": [
-        "dolphin", "seal", "aquarium_fish", "ray", "trout", "orchid", "sunflower", "tulip", "bottle", "bowl",
-        "can", "cup", "plate", "apple", "mushroom", "orange", "pear", "clock", "keyboard", "chair", "couch",
-        "bee", "caterpillar", "cockroach", "bear", "lion", "tiger", "wolf", "bridge", "castle", "house",
-        "road", "skyscraper", "cloud", "forest", "mountain", "elephant", "kangaroo", "porcupine", "possum",
-        "raccoon", "skunk", "lobster", "spider", "boy", "girl", "dinosaur", "lizard", "snake", "turtle",
-        "hamster", "mouse", "rabbit", "shrew", "squirrel", "oak_tree", "palm_tree", "pine_tree",
-        "willow_tree", "bus", "train", "lawn_mower", "streetcar", "tank",
+        "dolphin",
+        "seal",
+        "aquarium_fish",
+        "ray",
+        "trout",
+        "orchid",
+        "sunflower",
+        "tulip",
+        "bottle",
+        "bowl",
+        "can",
+        "cup",
+        "plate",
+        "apple",
+        "mushroom",
+        "orange",
+        "pear",
+        "clock",
+        "keyboard",
+        "chair",
+        "couch",
+        "bee",
+        "caterpillar",
+        "cockroach",
+        "bear",
+        "lion",
+        "tiger",
+        "wolf",
+        "bridge",
+        "castle",
+        "house",
+        "road",
+        "skyscraper",
+        "cloud",
+        "forest",
+        "mountain",
+        "elephant",
+        "kangaroo",
+        "porcupine",
+        "possum",
+        "raccoon",
+        "skunk",
+        "lobster",
+        "spider",
+        "boy",
+        "girl",
+        "dinosaur",
+        "lizard",
+        "snake",
+        "turtle",
+        "hamster",
+        "mouse",
+        "rabbit",
+        "shrew",
+        "squirrel",
+        "oak_tree",
+        "palm_tree",
+        "pine_tree",
+        "willow_tree",
+        "bus",
+        "train",
+        "lawn_mower",
+        "streetcar",
+        "tank",
     ],
     "val": [
-        "beaver", "otter", "flatfish", "shark", "lamp", "television", "beetle", "butterfly", "sea", "camel",
-        "cattle", "crab", "crocodile", "maple_tree", "motorcycle", "tractor",
+        "beaver",
+        "otter",
+        "flatfish",
+        "shark",
+        "lamp",
+        "television",
+        "beetle",
+        "butterfly",
+        "sea",
+        "camel",
+        "cattle",
+        "crab",
+        "crocodile",
+        "maple_tree",
+        "motorcycle",
+        "tractor",
     ],
     "test": [
-        "whale", "poppy", "rose", "sweet_pepper", "telephone", "bed", "table", "wardrobe", "leopard", "plain",
-        "chimpanzee", "fox", "snail", "worm", "baby", "man", "woman", "bicycle", "pickup_truck", "rocket",
+        "whale",
+        "poppy",
+        "rose",
+        "sweet_pepper",
+        "telephone",
+        "bed",
+        "table",
+        "wardrobe",
+        "leopard",
+        "plain",
+        "chimpanzee",
+        "fox",
+        "snail",
+        "worm",
+        "baby",
+        "man",
+        "woman",
+        "bicycle",
+        "pickup_truck",
+        "rocket",
     ],
 }
 
 # FC100 (Oreshkin et al. 2018): superclasses per split, as in Torchmeta's and learn2learn's FC100.
 FC100_SUPERCLASSES: dict[str, list[str]] = {
     "train": [
-        "fish", "flowers", "food_containers", "fruit_and_vegetables", "household_electrical_devices",
-        "household_furniture", "large_man-made_outdoor_things", "large_natural_outdoor_scenes", "reptiles",
-        "trees", "vehicles_1", "vehicles_2",
+        "fish",
+        "flowers",
+        "food_containers",
+        "fruit_and_vegetables",
+        "household_electrical_devices",
+        "household_furniture",
+        "large_man-made_outdoor_things",
+        "large_natural_outdoor_scenes",
+        "reptiles",
+        "trees",
+        "vehicles_1",
+        "vehicles_2",
     ],
     "val": ["large_carnivores", "large_omnivores_and_herbivores", "non-insect_invertebrates", "small_mammals"],
     "test": ["aquatic_mammals", "insects", "medium_mammals", "people"],
@@ -145,7 +243,9 @@ def download_cifar100(root: Path) -> Path:
             tar.extractall(staging, filter="data")
         unpacked = staging / "cifar-100-python"
         if not unpacked.is_dir():
-            raise DataError(f"{archive} does not hold a cifar-100-python/ folder; delete it and run again with dataset.download=true")
+            raise DataError(
+                f"{archive} does not hold a cifar-100-python/ folder; delete it and run again with dataset.download=true"
+            )
         target = root / "cifar-100-python"
         if target.exists():
             shutil.rmtree(target)  # an incomplete earlier copy: find_cifar100 did not accept it
@@ -169,13 +269,22 @@ def read_cifar100(folder: Path) -> tuple[list[torch.Tensor], list[str], list[str
         data = np.asarray(_field(blob, "data", path))
         labels = np.asarray(_field(blob, "fine_labels", path), dtype=np.int64)
         supers = np.asarray(_field(blob, "coarse_labels", path), dtype=np.int64)
-        if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or not len(data) == len(labels) == len(supers):
+        if (
+            data.dtype != np.uint8
+            or data.ndim != 2
+            or data.shape[1] != 3 * 32 * 32
+            or not len(data) == len(labels) == len(supers)
+        ):
             raise DataError(
                 f"{path} has 'data' of {data.dtype} {data.shape} with {len(labels)} labels: expected uint8 "
                 "[N, 3072] (32x32 RGB, channel-major) and one fine and one coarse label per row"
             )
-        if len(labels) and (labels.min() < 0 or labels.max() >= len(fine_names) or supers.min() < 0 or supers.max() >= len(coarse_names)):
-            raise DataError(f"{path} has labels outside the {len(fine_names)} fine / {len(coarse_names)} coarse names of {folder / 'meta'}")
+        if len(labels) and (
+            labels.min() < 0 or labels.max() >= len(fine_names) or supers.min() < 0 or supers.max() >= len(coarse_names)
+        ):
+            raise DataError(
+                f"{path} has labels outside the {len(fine_names)} fine / {len(coarse_names)} coarse names of {folder / 'meta'}"
+            )
         images.append(data.reshape(-1, 3, 32, 32))
         fine.append(labels)
         coarse.append(supers)
@@ -210,8 +319,13 @@ def _split_loader(name: str, splits: dict[str, list[str]], doc: str) -> Callable
     """The `_target_` of one benchmark: CIFAR-100 decoded once (cached), then cut into `splits`."""
 
     def load(
-        root: Optional[str] = None, download: bool = False, image_size: int = 32, augment: str = "none",
-        augment_crop_scale: Sequence[float] = (0.5, 1.0), augment_flip: float = 0.5, augment_jitter: float = 0.4,
+        root: Optional[str] = None,
+        download: bool = False,
+        image_size: int = 32,
+        augment: str = "none",
+        augment_crop_scale: Sequence[float] = (0.5, 1.0),
+        augment_flip: float = 0.5,
+        augment_jitter: float = 0.4,
         cache_dir: Optional[str] = None,
     ) -> SplitData:
         transform = make_transform(augment, augment_crop_scale, augment_flip, augment_jitter)
@@ -240,5 +354,9 @@ def _split_loader(name: str, splits: dict[str, list[str]], doc: str) -> Callable
     return load
 
 
-load_cifar_fs = _split_loader("cifar_fs", CIFAR_FS_SPLITS, "CIFAR-FS: 64 / 16 / 20 CIFAR-100 classes (Bertinetto et al. 2019).")
-load_fc100 = _split_loader("fc100", FC100_SPLITS, "FC100: 12 / 4 / 4 CIFAR-100 superclasses, 60 / 20 / 20 classes (Oreshkin et al. 2018).")
+load_cifar_fs = _split_loader(
+    "cifar_fs", CIFAR_FS_SPLITS, "CIFAR-FS: 64 / 16 / 20 CIFAR-100 classes (Bertinetto et al. 2019)."
+)
+load_fc100 = _split_loader(
+    "fc100", FC100_SPLITS, "FC100: 12 / 4 / 4 CIFAR-100 superclasses, 60 / 20 / 20 classes (Oreshkin et al. 2018)."
+)

@@ -28,7 +28,9 @@ class ClassStore:
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.dim() != 4:
-            raise DataError(f"ClassStore images must be uint8 [N, C, H, W], got {self.images.dtype} {tuple(self.images.shape)}")
+            raise DataError(
+                f"ClassStore images must be uint8 [N, C, H, W], got {self.images.dtype} {tuple(self.images.shape)}"
+            )
         offsets = self.class_offsets = self.class_offsets.to(torch.long)
         if offsets.dim() != 1 or len(offsets) != len(self.class_names) + 1:
             raise DataError("ClassStore class_offsets must have one entry per class plus one")

@@ -57,6 +57,7 @@ def download_file(
     try:
         _atomic_write(dest, write)
     except PermissionError as exc:
-        raise DataError(f"cannot write the download of {url} to {dest}: {exc.strerror}; choose a writable folder") from None
+        raise DataError(
+            f"cannot write the download of {url} to {dest}: {exc.strerror}; choose a writable folder"
+        ) from None
     return dest
-

@@ -47,11 +47,15 @@ def discover(root: Path) -> tuple[bool, list[Path]]:
         classes = [d.relative_to(root) for s in SPLITS for d in _class_dirs(root / s)]
         for split in SPLITS:
             if not _class_dirs(root / split):
-                raise DataError(f"{root / split} has no class sub-folders; put each class's images in {root / split}/CLASS/")
+                raise DataError(
+                    f"{root / split} has no class sub-folders; put each class's images in {root / split}/CLASS/"
+                )
     else:
         classes = [d.relative_to(root) for d in _class_dirs(root)]
         if not classes:
-            raise DataError(f"{root} has no class sub-folders; put each class's images in {root}/CLASS/ (one folder per class)")
+            raise DataError(
+                f"{root} has no class sub-folders; put each class's images in {root}/CLASS/ (one folder per class)"
+            )
     return bool(present), classes
 
 
@@ -60,12 +64,16 @@ def _images_of(root: Path, classes: Sequence[Path]) -> list[list[Path]]:
     for cls in classes:
         files = sorted(p for p in (root / cls).iterdir() if is_image_file(p))
         if not files:
-            raise DataError(f"the class folder {root / cls} holds no images (.jpg, .jpeg, .png, .bmp, .webp, .gif, ...)")
+            raise DataError(
+                f"the class folder {root / cls} holds no images (.jpg, .jpeg, .png, .bmp, .webp, .gif, ...)"
+            )
         out.append(files)
     return out
 
 
-def build_store(root: Path, classes: Sequence[Path], files: Sequence[Sequence[Path]], image_size: int, channels: str) -> ClassStore:
+def build_store(
+    root: Path, classes: Sequence[Path], files: Sequence[Sequence[Path]], image_size: int, channels: str
+) -> ClassStore:
     """Decode every image, bring them all to one channel count, one store with a class per folder."""
     flat = [p for group in files for p in group]
     mode = {"1": "L", "3": "RGB"}.get(channels)
@@ -89,9 +97,15 @@ def split_counts(n: int, fractions: Sequence[float]) -> list[int]:
 
 
 def load_folder(
-    root: Optional[str] = None, image_size: int = 84, channels: str = "auto",
-    split_fractions: Sequence[float] = (0.64, 0.16, 0.2), split_seed: int = 0, augment: str = "none",
-    augment_crop_scale: Sequence[float] = (0.5, 1.0), augment_flip: float = 0.5, augment_jitter: float = 0.4,
+    root: Optional[str] = None,
+    image_size: int = 84,
+    channels: str = "auto",
+    split_fractions: Sequence[float] = (0.64, 0.16, 0.2),
+    split_seed: int = 0,
+    augment: str = "none",
+    augment_crop_scale: Sequence[float] = (0.5, 1.0),
+    augment_flip: float = 0.5,
+    augment_jitter: float = 0.4,
     cache_dir: Optional[str] = None,
 ) -> SplitData:
     """Load (or build and cache) a folder of class sub-folders as train / val / test splits."""
@@ -103,10 +117,14 @@ def load_folder(
     files = _images_of(base, classes)
     channels = str(channels)
     settings = dict(
-        version=BUILD_VERSION, files=file_listing([p for g in files for p in g], base), image_size=image_size,
+        version=BUILD_VERSION,
+        files=file_listing([p for g in files for p in g], base),
+        image_size=image_size,
         channels=channels,
     )
-    store = ClassStore.load_or_build(cache_file(cache_dir, "folder", settings), lambda: build_store(base, classes, files, image_size, channels))
+    store = ClassStore.load_or_build(
+        cache_file(cache_dir, "folder", settings), lambda: build_store(base, classes, files, image_size, channels)
+    )
     if given_splits:
         parts = {s: [i for i, c in enumerate(classes) if c.parts[0] == s] for s in SPLITS}
     else:

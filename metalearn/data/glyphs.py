@@ -15,8 +15,8 @@ import torch
 from torch import Tensor
 
 from metalearn.cache import cache_file
-from metalearn.data.class_store import ClassStore, SplitData
 from metalearn.config.groups.dataset import GlyphsConfig
+from metalearn.data.class_store import ClassStore, SplitData
 
 GENERATOR_VERSION = 1
 _MAX_STROKES = 4
@@ -77,9 +77,7 @@ def _jittered(points: Tensor, gen: torch.Generator, jitter: float) -> tuple[Tens
     return moved.reshape(points.shape), width
 
 
-def generate_glyphs(
-    num_classes: int, images_per_class: int, image_size: int, seed: int, jitter: float
-) -> ClassStore:
+def generate_glyphs(num_classes: int, images_per_class: int, image_size: int, seed: int, jitter: float) -> ClassStore:
     """Generate `num_classes` characters with `images_per_class` drawings each (deterministic in `seed`)."""
     gen = torch.Generator().manual_seed(seed)
     points, mask = _random_characters(num_classes, gen)
@@ -87,7 +85,10 @@ def generate_glyphs(
     mask = mask.repeat_interleave(images_per_class, dim=0)
     chunk = 32  # small chunks keep the [chunk, pixels, segments] temporaries in cache
     images = torch.cat(
-        [_render(drawn[i : i + chunk], mask[i : i + chunk], width[i : i + chunk], image_size) for i in range(0, len(drawn), chunk)]
+        [
+            _render(drawn[i : i + chunk], mask[i : i + chunk], width[i : i + chunk], image_size)
+            for i in range(0, len(drawn), chunk)
+        ]
     )
     offsets = torch.arange(num_classes + 1) * images_per_class
     return ClassStore(images, offsets, [f"glyph{c:05d}" for c in range(num_classes)])
@@ -105,12 +106,21 @@ def load_glyphs(
 ) -> SplitData:
     """Build (or load from the cache) the glyphs splits. The data seed is independent of the run seed."""
     GlyphsConfig(
-        train_classes=train_classes, val_classes=val_classes, test_classes=test_classes,
-        images_per_class=images_per_class, image_size=image_size, jitter=jitter, seed=seed,
+        train_classes=train_classes,
+        val_classes=val_classes,
+        test_classes=test_classes,
+        images_per_class=images_per_class,
+        image_size=image_size,
+        jitter=jitter,
+        seed=seed,
     ).check("dataset")  # the schema's limits also hold when the loader is called directly
     settings = dict(
-        version=GENERATOR_VERSION, classes=[train_classes, val_classes, test_classes],
-        images_per_class=images_per_class, image_size=image_size, jitter=jitter, seed=seed,
+        version=GENERATOR_VERSION,
+        classes=[train_classes, val_classes, test_classes],
+        images_per_class=images_per_class,
+        image_size=image_size,
+        jitter=jitter,
+        seed=seed,
     )
     store = ClassStore.load_or_build(
         cache_file(cache_dir, "glyphs", settings),

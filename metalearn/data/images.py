@@ -53,13 +53,18 @@ def decode_image(source: Source, name: str, size: Optional[int] = None, mode: Op
                 img = img.resize((size, size), RESAMPLE)
             array = np.asarray(img, dtype=np.uint8)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise DataError(f"cannot read the image {name}: {exc}; the file is damaged or not an image: replace or remove it") from None
+        raise DataError(
+            f"cannot read the image {name}: {exc}; the file is damaged or not an image: replace or remove it"
+        ) from None
     tensor = torch.from_numpy(array.copy())
     return tensor[None] if tensor.dim() == 2 else tensor.permute(2, 0, 1).contiguous()
 
 
 def decode_many(
-    sources: Sequence[Source], names: Sequence[str], size: Optional[int], mode: Optional[str] = None,
+    sources: Sequence[Source],
+    names: Sequence[str],
+    size: Optional[int],
+    mode: Optional[str] = None,
     workers: Optional[int] = None,
 ) -> list[Tensor]:
     """decode_image over many files in a thread pool, keeping their order."""
@@ -93,8 +98,12 @@ def resize_batch(images: Tensor, size: int, chunk: int = 1024) -> Tensor:
     if images.shape[-2:] == (size, size):
         return images
     parts = [
-        F.interpolate(images[i : i + chunk].float(), size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-        .round_().clamp_(0, 255).to(torch.uint8)
+        F.interpolate(
+            images[i : i + chunk].float(), size=(size, size), mode="bilinear", align_corners=False, antialias=True
+        )
+        .round_()
+        .clamp_(0, 255)
+        .to(torch.uint8)
         for i in range(0, len(images), chunk)
     ]
     return torch.cat(parts) if parts else images.new_zeros((0, images.shape[1], size, size))

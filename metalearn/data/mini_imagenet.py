@@ -136,8 +136,13 @@ def read_csv_split(files: dict[str, list[Path]], image_size: int) -> ClassStore:
 
 
 def load_mini_imagenet(
-    root: Optional[str] = None, source: str = "auto", image_size: int = 84, augment: str = "none",
-    augment_crop_scale: Sequence[float] = (0.5, 1.0), augment_flip: float = 0.5, augment_jitter: float = 0.4,
+    root: Optional[str] = None,
+    source: str = "auto",
+    image_size: int = 84,
+    augment: str = "none",
+    augment_crop_scale: Sequence[float] = (0.5, 1.0),
+    augment_flip: float = 0.5,
+    augment_jitter: float = 0.4,
     cache_dir: Optional[str] = None,
 ) -> SplitData:
     """Load (or build and cache) mini-ImageNet's train / val / test splits from `root`."""
@@ -163,7 +168,10 @@ def load_mini_imagenet(
         for split in SPLITS:
             listing = file_listing([p for n in sorted(files[split]) for p in files[split][n]], base)
             settings = dict(
-                version=BUILD_VERSION, source="csv", csv=file_sha256(base / f"{split}.csv"), files=listing,
+                version=BUILD_VERSION,
+                source="csv",
+                csv=file_sha256(base / f"{split}.csv"),
+                files=listing,
                 image_size=image_size,
             )
             stores[split] = ClassStore.load_or_build(

@@ -62,11 +62,15 @@ def decode_ink(read: Callable[[str], bytes], names: Sequence[str], where: Callab
         except DataError:
             raise
         except Exception as exc:  # PIL raises many kinds of errors for damaged files
-            raise DataError(f"cannot decode the image {where(name)} ({exc}); the file is corrupt: replace it or download the data again") from None
+            raise DataError(
+                f"cannot decode the image {where(name)} ({exc}); the file is corrupt: replace it or download the data again"
+            ) from None
         if out is None:
             out = np.empty((len(names), *pixels.shape), dtype=np.uint8)
         if pixels.shape != out.shape[1:]:
-            raise DataError(f"the image {where(name)} is {pixels.shape[1]}x{pixels.shape[0]}, expected {out.shape[2]}x{out.shape[1]} like the others")
+            raise DataError(
+                f"the image {where(name)} is {pixels.shape[1]}x{pixels.shape[0]}, expected {out.shape[2]}x{out.shape[1]} like the others"
+            )
         np.subtract(255, pixels, out=out[i])
     if out is None:
         return torch.empty(0, SOURCE_SIZE, SOURCE_SIZE, dtype=torch.uint8)
@@ -79,7 +83,9 @@ def resize(ink: Tensor, size: int) -> Tensor:
     if ink.shape[-1] == size and ink.shape[-2] == size:
         return ink.contiguous()
     chunks = [
-        F.interpolate(ink[i : i + _RESIZE_CHUNK].float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        F.interpolate(
+            ink[i : i + _RESIZE_CHUNK].float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False
+        )
         .round_()
         .clamp_(0, 255)
         .to(torch.uint8)
@@ -148,7 +154,9 @@ def _concat(stores: list[ClassStore]) -> ClassStore:
     return ClassStore(torch.cat([s.images for s in stores]), offsets, [n for s in stores for n in s.class_names])
 
 
-def split_classes(split: str, sets: dict[str, ClassStore], val_alphabets: Optional[int], split_seed: int) -> dict[str, ClassStore]:
+def split_classes(
+    split: str, sets: dict[str, ClassStore], val_alphabets: Optional[int], split_seed: int
+) -> dict[str, ClassStore]:
     """Assign whole characters to train / val / test stores (before any rotation)."""
     if split == "vinyals":
         combined = _concat(list(sets.values()))
@@ -156,7 +164,9 @@ def split_classes(split: str, sets: dict[str, ClassStore], val_alphabets: Option
         return {p: combined.subset([i for i, q in enumerate(parts) if q == p]) for p in ("train", "val", "test")}
     train_set = sets["images_background" if split == "lake" else f"images_background_small{split[-1]}"]
     alphabets = sorted({_alphabet(n) for n in train_set.class_names})
-    held = _held_out(alphabets, val_alphabets if val_alphabets is not None else (5 if split == "lake" else 1), split_seed, split)
+    held = _held_out(
+        alphabets, val_alphabets if val_alphabets is not None else (5 if split == "lake" else 1), split_seed, split
+    )
     in_val = [_alphabet(n) in held for n in train_set.class_names]
     return {
         "train": train_set.subset([i for i, v in enumerate(in_val) if not v]),
@@ -170,7 +180,11 @@ def with_rotations(store: ClassStore, rotations: Sequence[int]) -> ClassStore:
     if list(rotations) == [0]:
         return store
     rotated = [
-        ClassStore(torch.rot90(store.images, k=r // 90, dims=(2, 3)), store.class_offsets, [n if r == 0 else f"{n}/rot{r:03d}" for n in store.class_names])
+        ClassStore(
+            torch.rot90(store.images, k=r // 90, dims=(2, 3)),
+            store.class_offsets,
+            [n if r == 0 else f"{n}/rot{r:03d}" for n in store.class_names],
+        )
         for r in rotations
     ]
     return _concat(rotated)
@@ -200,7 +214,9 @@ def load_omniglot(
         raise DataError(f"dataset.augment={augment!r} is invalid: must be one of {', '.join(AUGMENTS)}")
     bad = [r for r in rotations if r not in ROTATIONS]
     if bad or not rotations or len(set(rotations)) != len(rotations):
-        raise DataError(f"dataset.rotations={list(rotations)} is invalid: a non-empty list of distinct angles from {list(ROTATIONS)}")
+        raise DataError(
+            f"dataset.rotations={list(rotations)} is invalid: a non-empty list of distinct angles from {list(ROTATIONS)}"
+        )
     cache = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
     data_root = Path(root).expanduser() if root else cache / "omniglot"
     sources = locate(data_root, set_names(split), download)

@@ -89,7 +89,9 @@ class FolderSource(FileSource):
 
     def names(self) -> list[str]:
         if self._names is None:
-            self._names = sorted(p.relative_to(self.location).as_posix() for p in self.location.rglob("*") if p.is_file())
+            self._names = sorted(
+                p.relative_to(self.location).as_posix() for p in self.location.rglob("*") if p.is_file()
+            )
         return self._names
 
     def read(self, name: str) -> bytes:

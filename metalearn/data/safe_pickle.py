@@ -20,9 +20,23 @@ from metalearn.errors import DataError
 _reconstruct = np.ndarray.__reduce__(np.zeros(1))[0]
 _scalar = np.float64(0).__reduce__()[0]
 _frombuffer = np.zeros(1).__reduce_ex__(5)[0]  # protocol 5 rebuilds arrays from raw buffers
-_NUMPY = {"_reconstruct": _reconstruct, "scalar": _scalar, "_frombuffer": _frombuffer, "ndarray": np.ndarray, "dtype": np.dtype}
-_NUMPY_MODULES = ("numpy", "numpy.core.multiarray", "numpy._core.multiarray", "numpy.core.numeric", "numpy._core.numeric")
-_BUILTINS = {t.__name__: t for t in (dict, list, tuple, set, frozenset, str, bytes, bytearray, int, float, complex, bool)}
+_NUMPY = {
+    "_reconstruct": _reconstruct,
+    "scalar": _scalar,
+    "_frombuffer": _frombuffer,
+    "ndarray": np.ndarray,
+    "dtype": np.dtype,
+}
+_NUMPY_MODULES = (
+    "numpy",
+    "numpy.core.multiarray",
+    "numpy._core.multiarray",
+    "numpy.core.numeric",
+    "numpy._core.numeric",
+)
+_BUILTINS = {
+    t.__name__: t for t in (dict, list, tuple, set, frozenset, str, bytes, bytearray, int, float, complex, bool)
+}
 
 
 def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
@@ -56,5 +70,16 @@ def safe_load(path: Path) -> Any:
             return _RestrictedUnpickler(handle, encoding="latin1").load()
     except FileNotFoundError:
         raise DataError(f"{path} does not exist") from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, MemoryError, OSError) as exc:
-        raise DataError(f"cannot read {path}: {exc}; the file is damaged, truncated or not the expected pickle") from None
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        IndexError,
+        MemoryError,
+        OSError,
+    ) as exc:
+        raise DataError(
+            f"cannot read {path}: {exc}; the file is damaged, truncated or not the expected pickle"
+        ) from None

@@ -55,8 +55,11 @@ def open_runs(path: Path) -> tuple[FileSource, str]:
     elif path.is_dir():
         source = FolderSource(path)
     if source is not None:
-        prefixes = {n[: -len(f"{n.split('/')[-2]}/{_LABELS}")] for n in source.names()
-                    if n.endswith(f"/{_LABELS}") and len(n.split("/")) >= 2 and _RUN.fullmatch(n.split("/")[-2])}
+        prefixes = {
+            n[: -len(f"{n.split('/')[-2]}/{_LABELS}")]
+            for n in source.names()
+            if n.endswith(f"/{_LABELS}") and len(n.split("/")) >= 2 and _RUN.fullmatch(n.split("/")[-2])
+        }
         if len(prefixes) == 1:
             return source, prefixes.pop()
     raise DataError(
@@ -69,11 +72,13 @@ def read_runs(path: str | Path, image_size: int) -> list[OneShotRun]:
     """Read and preprocess every run (sorted by name) at `image_size`."""
     source, prefix = open_runs(Path(path).expanduser())
     names = source.names()
-    runs = sorted({n[len(prefix):].split("/")[0] for n in names if n.startswith(prefix) and n.endswith(f"/{_LABELS}")})
+    runs = sorted({n[len(prefix) :].split("/")[0] for n in names if n.startswith(prefix) and n.endswith(f"/{_LABELS}")})
     out = []
     for run in runs:
-        training = sorted(n[len(prefix):] for n in names if n.startswith(f"{prefix}{run}/training/") and n.endswith(".png"))
-        test = sorted(n[len(prefix):] for n in names if n.startswith(f"{prefix}{run}/test/") and n.endswith(".png"))
+        training = sorted(
+            n[len(prefix) :] for n in names if n.startswith(f"{prefix}{run}/training/") and n.endswith(".png")
+        )
+        test = sorted(n[len(prefix) :] for n in names if n.startswith(f"{prefix}{run}/test/") and n.endswith(".png"))
         labels_file = f"{prefix}{run}/{_LABELS}"
         truth: dict[str, str] = {}
         for number, line in enumerate(source.read(labels_file).decode("utf-8", "replace").splitlines(), 1):
@@ -105,7 +110,9 @@ def score_runs(learner: MetaLearner, runs: list[OneShotRun], device: torch.devic
     try:
         with torch.no_grad():
             for run in runs:
-                episode = Episode(run.training.float() / 255, torch.arange(WAYS), run.test.float() / 255, run.labels).to(device)
+                episode = Episode(
+                    run.training.float() / 255, torch.arange(WAYS), run.test.float() / 255, run.labels
+                ).to(device)
                 predicted = learner.predict(episode).argmax(-1).cpu()
                 errors.append(int((predicted != run.labels).sum()))
     finally:
@@ -131,7 +138,9 @@ def summarise(runs: list[OneShotRun], errors: list[int]) -> dict[str, Any]:
     }
 
 
-def evaluate_runs(cfg: Any, data: Any, device: torch.device, state: dict[str, Tensor], checkpoint: Path) -> dict[str, Any]:
+def evaluate_runs(
+    cfg: Any, data: Any, device: torch.device, state: dict[str, Tensor], checkpoint: Path
+) -> dict[str, Any]:
     """Score the checkpoint's learner, rebuilt as a 20-way learner, on the runs at cfg.eval.runs_dir."""
     from metalearn.build import build
 
@@ -145,8 +154,12 @@ def evaluate_runs(cfg: Any, data: Any, device: torch.device, state: dict[str, Te
     backbone = build(cfg.model, input_shape=data.input_shape)
     learner = build(cfg.algorithm, backbone=backbone, task=data.task, n_way=WAYS).to(device)
     load_state_checked(
-        learner, state, checkpoint,
-        hint=(f"; to score the {WAYS}-way one-shot runs, a learner with an output layer must be trained with "
-              f"sampler.n_way={WAYS}; metric learners such as algorithm=protonet work with any n_way"),
+        learner,
+        state,
+        checkpoint,
+        hint=(
+            f"; to score the {WAYS}-way one-shot runs, a learner with an output layer must be trained with "
+            f"sampler.n_way={WAYS}; metric learners such as algorithm=protonet work with any n_way"
+        ),
     )
     return summarise(runs, score_runs(learner, runs, device))

@@ -42,7 +42,9 @@ class Conv4(nn.Module):
     ) -> None:
         super().__init__()
         if memory_format not in MEMORY_FORMATS:
-            raise ConfigError(f"model.memory_format={memory_format!r} is invalid: must be one of {', '.join(MEMORY_FORMATS)}")
+            raise ConfigError(
+                f"model.memory_format={memory_format!r} is invalid: must be one of {', '.join(MEMORY_FORMATS)}"
+            )
         self.memory_format = memory_format
         if len(input_shape) != 3:
             raise ConfigError(

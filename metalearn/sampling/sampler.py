@@ -57,7 +57,9 @@ class EpisodeSampler:
         self.classification = data.task == "classification"
         self.generator = torch.Generator().manual_seed(seed)
         self.device = torch.device("cpu")
-        self.train_transform: Callable[[Tensor, torch.Generator], Tensor] | None = getattr(data, "train_transform", None)
+        self.train_transform: Callable[[Tensor, torch.Generator], Tensor] | None = getattr(
+            data, "train_transform", None
+        )
         self._fixed: dict[str, Any] = {}
         if self.classification:
             self._check_sizes(data)
@@ -135,7 +137,9 @@ class EpisodeSampler:
             if self.classification:
                 yield self._episodes_from_indices(self.data.split(split), fixed[start:stop])
             else:
-                yield EpisodeBatch(*(getattr(fixed, f)[start:stop] for f in ("support_x", "support_y", "query_x", "query_y"))).to(self.device)
+                yield EpisodeBatch(
+                    *(getattr(fixed, f)[start:stop] for f in ("support_x", "support_y", "query_x", "query_y"))
+                ).to(self.device)
 
     # --- resume -------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Tensor]:

@@ -100,7 +100,12 @@ def config_differences(
 
 
 def resumed_config(
-    cfg: DictConfig, overrides: list[str], choices: dict[str, str], run_dir: Path, checkpoint: dict[str, Any] | None, where: Path
+    cfg: DictConfig,
+    overrides: list[str],
+    choices: dict[str, str],
+    run_dir: Path,
+    checkpoint: dict[str, Any] | None,
+    where: Path,
 ) -> tuple[DictConfig, dict[str, str]]:
     """The run's own config (from the checkpoint or .hydra/config.yaml) with this command's free keys on top.
 

@@ -24,13 +24,32 @@ from metalearn.errors import CheckpointError, ConfigError, MetalearnError
 from metalearn.io import append_jsonl
 from metalearn.sampling.sampler import EpisodeSampler
 from metalearn.training import faults, interrupt
-from metalearn.training.checkpoint import load_checkpoint, load_state_checked, require, rng_state, save_checkpoint, set_rng_state
+from metalearn.training.checkpoint import (
+    load_checkpoint,
+    load_state_checked,
+    require,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from metalearn.training.evaluator import evaluate
 from metalearn.training.resume import resume_command
 
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
-RESUME_KEYS = ("learner", "optimizer", "scheduler", "sampler", "rng", "iteration", "best_val", "best_iteration",
-               "metrics_bytes", "metrics_rows", "window", "elapsed_s")
+RESUME_KEYS = (
+    "learner",
+    "optimizer",
+    "scheduler",
+    "sampler",
+    "rng",
+    "iteration",
+    "best_val",
+    "best_iteration",
+    "metrics_bytes",
+    "metrics_rows",
+    "window",
+    "elapsed_s",
+)
 
 
 @dataclass
@@ -110,7 +129,9 @@ class Trainer:
         algorithm = type(learner).__name__
         state = _Progress()
         if resume_from is not None:
-            state = self._restore(resume_from, resume_path or ckpt_dir / "last.pt", learner, optimizer, scheduler, sampler)
+            state = self._restore(
+                resume_from, resume_path or ckpt_dir / "last.pt", learner, optimizer, scheduler, sampler
+            )
             self._adopt_later_best(ckpt_dir / "best.pt", state)
         _truncate_metrics(metrics_path, state.metrics_bytes, state.metrics_rows)
         start = time.perf_counter() - state.elapsed_s
@@ -121,13 +142,22 @@ class Trainer:
             path = ckpt_dir / name
             try:
                 save_checkpoint(
-                    path, fault_point="checkpoint" if name == "last.pt" else "best",
-                    config=config_yaml, choices=choices, learner=learner.state_dict(), optimizer=optimizer.state_dict(),
-                    sampler=sampler.state_dict(), rng=rng_state(),
+                    path,
+                    fault_point="checkpoint" if name == "last.pt" else "best",
+                    config=config_yaml,
+                    choices=choices,
+                    learner=learner.state_dict(),
+                    optimizer=optimizer.state_dict(),
+                    sampler=sampler.state_dict(),
+                    rng=rng_state(),
                     scheduler=scheduler.state_dict() if scheduler is not None else None,
-                    iteration=state.iteration, best_val=state.best_val, best_iteration=state.best_iteration,
-                    metrics_bytes=state.metrics_bytes, metrics_rows=state.metrics_rows,
-                    window={k: list(v) for k, v in state.window.items()}, elapsed_s=state.elapsed_s,
+                    iteration=state.iteration,
+                    best_val=state.best_val,
+                    best_iteration=state.best_iteration,
+                    metrics_bytes=state.metrics_bytes,
+                    metrics_rows=state.metrics_rows,
+                    window={k: list(v) for k, v in state.window.items()},
+                    elapsed_s=state.elapsed_s,
                 )
             except OSError as exc:
                 raise self._write_error(path, exc, state.iteration, run_dir, last_saved) from None
@@ -147,7 +177,9 @@ class Trainer:
         if resume_path is not None and Path(resume_path).resolve() != (ckpt_dir / "last.pt").resolve():
             checkpoint("last.pt")  # resumed from another checkpoint (best.pt): last.pt must not be from a later state
         learner.train()
-        bar = tqdm(total=self.iterations, initial=state.iteration, desc="meta-train", unit="it", disable=not self.progress)
+        bar = tqdm(
+            total=self.iterations, initial=state.iteration, desc="meta-train", unit="it", disable=not self.progress
+        )
         with interrupt.deferred():
             for iteration in range(state.iteration + 1, self.iterations + 1):
                 state.iteration = iteration
@@ -156,11 +188,15 @@ class Trainer:
                 out = learner.meta_loss(batch)
                 out = faults.poison_step(out, iteration)
                 if not torch.isfinite(out.loss):
-                    raise self._diverged(f"the {algorithm} loss is {float(out.loss.detach())}", iteration, ckpt_dir, last_saved)
+                    raise self._diverged(
+                        f"the {algorithm} loss is {float(out.loss.detach())}", iteration, ckpt_dir, last_saved
+                    )
                 learner.outer_update(out, optimizer, self.grad_clip)
                 grads = [p.grad for p in learner.parameters() if p.grad is not None]
                 if not _all_finite(grads + [p.detach() for p in learner.parameters()]):  # one device sync
-                    what = "gradient is NaN or infinite" if not _all_finite(grads) else "parameter became NaN or infinite"
+                    what = (
+                        "gradient is NaN or infinite" if not _all_finite(grads) else "parameter became NaN or infinite"
+                    )
                     raise self._diverged(f"a {algorithm} {what}", iteration, ckpt_dir, last_saved)
                 if scheduler is not None:
                     scheduler.step()
@@ -195,7 +231,8 @@ class Trainer:
                         checkpoint("last.pt")
                     bar.close()
                     raise interrupt.Interrupted(
-                        signum, f"stopped after iteration {iteration} of {self.iterations}; saved {ckpt_dir / 'last.pt'}"
+                        signum,
+                        f"stopped after iteration {iteration} of {self.iterations}; saved {ckpt_dir / 'last.pt'}",
                     )
         bar.close()
         if self.iterations == 0 and resume_from is None:  # nothing trained: the initial model is both last and best
@@ -205,7 +242,9 @@ class Trainer:
 
     # --- resume -----------------------------------------------------------------------------------
     @staticmethod
-    def _restore(blob: dict[str, Any], path: Path, learner: MetaLearner, optimizer: Any, scheduler: Any, sampler: Any) -> _Progress:
+    def _restore(
+        blob: dict[str, Any], path: Path, learner: MetaLearner, optimizer: Any, scheduler: Any, sampler: Any
+    ) -> _Progress:
         require(blob, path, RESUME_KEYS, "resume training")
         load_state_checked(learner, blob["learner"], path)
         try:
@@ -217,11 +256,17 @@ class Trainer:
             sampler.load_state_dict(blob["sampler"])
             set_rng_state(blob["rng"])
         except (ValueError, KeyError, RuntimeError, TypeError) as exc:
-            raise CheckpointError(f"checkpoint {path} does not fit this optimizer/scheduler/sampler: {exc}".splitlines()[0]) from None
+            raise CheckpointError(
+                f"checkpoint {path} does not fit this optimizer/scheduler/sampler: {exc}".splitlines()[0]
+            ) from None
         return _Progress(
-            iteration=int(blob["iteration"]), best_val=blob["best_val"], best_iteration=int(blob["best_iteration"]),
-            metrics_bytes=int(blob["metrics_bytes"]), metrics_rows=int(blob["metrics_rows"]),
-            window={k: list(v) for k, v in blob["window"].items()}, elapsed_s=float(blob["elapsed_s"]),
+            iteration=int(blob["iteration"]),
+            best_val=blob["best_val"],
+            best_iteration=int(blob["best_iteration"]),
+            metrics_bytes=int(blob["metrics_bytes"]),
+            metrics_rows=int(blob["metrics_rows"]),
+            window={k: list(v) for k, v in blob["window"].items()},
+            elapsed_s=float(blob["elapsed_s"]),
         )
 
     @staticmethod
@@ -243,7 +288,8 @@ class Trainer:
     def _diverged(what: str, iteration: int, ckpt_dir: Path, last_saved: int) -> MetalearnError:
         kept = (
             f"the last good checkpoint is {ckpt_dir / 'last.pt'} (iteration {last_saved})"
-            if last_saved >= 0 else "no checkpoint had been written yet"
+            if last_saved >= 0
+            else "no checkpoint had been written yet"
         )
         return MetalearnError(
             f"training diverged at iteration {iteration}: {what}; {kept}. Try a lower trainer.lr or set trainer.grad_clip"
@@ -253,7 +299,8 @@ class Trainer:
     def _write_error(path: Path, exc: OSError, iteration: int, run_dir: Path, last_saved: int) -> MetalearnError:
         kept = (
             f"checkpoints/last.pt (iteration {last_saved}) is intact; fix the cause and continue with: {resume_command(run_dir)}"
-            if last_saved >= 0 else "no checkpoint had been written yet"
+            if last_saved >= 0
+            else "no checkpoint had been written yet"
         )
         return CheckpointError(f"cannot write {path} at iteration {iteration}: {exc.strerror or exc}; {kept}")
 
@@ -262,7 +309,9 @@ def _truncate_metrics(path: Path, size: int, rows: int) -> None:
     """Cut metrics.jsonl back to the checkpoint's position; rows after it will be written again."""
     if not path.exists():
         if size:
-            raise CheckpointError(f"{path} is missing, but the checkpoint records {rows} rows; restore it or start a new run")
+            raise CheckpointError(
+                f"{path} is missing, but the checkpoint records {rows} rows; restore it or start a new run"
+            )
         return
     with open(path, "r+b") as handle:
         head = handle.read(size)

@@ -75,7 +75,9 @@ class MetaSGDConfig(MAMLConfig):
     def check(self, prefix: str) -> None:
         super().check(prefix)
         if self.per_layer_inner_lr:
-            raise ConfigError(f"{prefix}.per_layer_inner_lr=true does not apply to metasgd, whose rates are per parameter entry")
+            raise ConfigError(
+                f"{prefix}.per_layer_inner_lr=true does not apply to metasgd, whose rates are per parameter entry"
+            )
 
 
 @dataclass

@@ -63,9 +63,17 @@ class OmniglotConfig(Schema):
         one_of(f"{prefix}.split", self.split, ("vinyals", "lake", "minimal1", "minimal2"))
         one_of(f"{prefix}.augment", self.augment, ("none", "affine"))
         if not 8 <= self.image_size <= 105:
-            raise ConfigError(f"{prefix}.image_size={self.image_size} is invalid: must be between 8 and 105 (28, 84 and 105 are usual)")
-        if not self.rotations or len(set(self.rotations)) != len(self.rotations) or not set(self.rotations) <= {0, 90, 180, 270}:
-            raise ConfigError(f"{prefix}.rotations={list(self.rotations)} is invalid: a list of distinct angles from [0, 90, 180, 270], e.g. [0] for none")
+            raise ConfigError(
+                f"{prefix}.image_size={self.image_size} is invalid: must be between 8 and 105 (28, 84 and 105 are usual)"
+            )
+        if (
+            not self.rotations
+            or len(set(self.rotations)) != len(self.rotations)
+            or not set(self.rotations) <= {0, 90, 180, 270}
+        ):
+            raise ConfigError(
+                f"{prefix}.rotations={list(self.rotations)} is invalid: a list of distinct angles from [0, 90, 180, 270], e.g. [0] for none"
+            )
         if self.val_alphabets is not None:
             at_least(f"{prefix}.val_alphabets", self.val_alphabets, 1)
             if self.split == "vinyals":

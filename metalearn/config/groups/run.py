@@ -51,8 +51,6 @@ class TrainerConfig(Schema):
         at_least(f"{prefix}.min_lr", self.min_lr, 0)
 
 
-
-
 @dataclass
 class EvalConfig(Schema):
     """How the final model is scored: the sampler's fixed test episodes, or Lake et al.'s one-shot runs."""
