@@ -26,12 +26,37 @@ _RESUME_SUBDIR = ".hydra/resume-{stamp}"
 
 
 def config_dir() -> Path:
-    """conf/ beside the package in a source checkout or editable install; metalearn/conf in a wheel."""
+    """conf/ beside the package in a source checkout or editable install; metalearn/conf in a wheel.
+
+    Registers the schemas' defaults in Hydra's ConfigStore too, which the YAML files inherit, so whoever
+    composes metalearn's configs (this command, the tests, a notebook) gets both from here.
+    """
+    from metalearn.config.registry import register_schemas
+
+    register_schemas()
     here = Path(__file__).resolve().parent
     for candidate in (here.parent / "conf", here / "conf"):
         if (candidate / "config.yaml").is_file():
             return candidate
     raise RuntimeError(f"metalearn's configs are missing: looked in {here.parent / 'conf'} and {here / 'conf'}")
+
+
+def compose_config(overrides: list[str]) -> tuple[DictConfig, dict[str, str]]:
+    """The config `metalearn OVERRIDES` would run (without Hydra's own node), and its group choices.
+
+    For scripts, notebooks and tests that build metalearn's components without the command line.
+    """
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import open_dict
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose("config", overrides=list(overrides), return_hydra_config=True)
+    choices = {k: v for k, v in cfg.hydra.runtime.choices.items() if not k.startswith("hydra")}
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg, choices
 
 
 def _full_errors() -> bool:
@@ -99,6 +124,10 @@ def _hydra_message(exc: BaseException) -> str:
         return f"{group}={option} is not an option of {group}" + (f"; choose one of: {options}" if options else "")
     if isinstance(exc, OverrideParseException):
         return f"cannot parse the override {exc.override!r}: {text.splitlines()[0]} (see metalearn --help)"
+    found = re.search(r"Multiple values for (\S+)\. To override a value use 'override \S+: ([^']+)'", text)
+    if found:  # `+experiment=NAME`: the group is in the defaults list already
+        group, option = found.groups()
+        return f"{group} is chosen in the defaults list already: write {group}={option} (without the +)"
     found = re.search(r"Could not override '([^']+)'", text)
     if found:
         cause = str(exc.__cause__ or "").splitlines()

@@ -9,8 +9,6 @@ import torch
 
 from metalearn.errors import ConfigError
 
-DEVICE_NAMES = ("auto", "cpu", "cuda", "mps")
-
 
 def _mps_available() -> bool:
     return bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()
@@ -50,11 +48,10 @@ def reuse_freed_memory() -> bool:
     """Have glibc's malloc keep freed memory for reuse instead of giving it back to the OS at once.
 
     Why: a meta-iteration allocates and frees gigabytes of activations. By default glibc returns large
-    blocks to the OS (munmap, heap trimming), so every iteration page-faults them in again (a Conv4 MAML
-    meta-iteration on the loop path: about 23,000 page faults without these settings, 1,600 with them;
-    README, Performance). Afterwards blocks up to 32 MB come from the heap and up to 1 GB of free heap
-    is kept. Returns False where there is no glibc
-    (macOS, musl), which is left as it is. Process-wide; `device.reuse_memory=false` skips it.
+    blocks to the OS (munmap, heap trimming), so every iteration page-faults them in again
+    (docs/performance.md). Afterwards blocks up to 32 MB come from the heap and up to 1 GB of free heap
+    is kept. Returns False where there is no glibc (macOS, musl), which is left as it is. Process-wide;
+    `device.reuse_memory=false` skips it.
     """
     name = ctypes.util.find_library("c")
     if name is None:

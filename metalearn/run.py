@@ -11,9 +11,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from metalearn.build import build
 from metalearn.config import validate_config
+from metalearn.config.compat import upgrade_saved_config
 from metalearn.device import resolve_device, reuse_freed_memory
 from metalearn.errors import ConfigError, MetalearnError
-from metalearn.io import atomic_write_json
+from metalearn.files import atomic_write_json
 from metalearn.seeding import seed_everything
 from metalearn.training.checkpoint import load_checkpoint, load_state_checked
 from metalearn.training.evaluator import evaluate
@@ -30,7 +31,7 @@ def eval_config(cfg: DictConfig, overrides: list[str], saved_yaml: str, saved_ch
     those itself, see cli._eval_argv, so that `algorithm.eval_inner_steps=10` reaches MAML's keys); any
     other option is refused.
     """
-    saved = OmegaConf.create(saved_yaml)
+    saved = upgrade_saved_config(OmegaConf.create(saved_yaml))
     merged = OmegaConf.merge(
         saved,
         {"device": cfg.device, "trainer": cfg.trainer, "eval": cfg.eval, "mode": "eval", "checkpoint": cfg.checkpoint},
@@ -41,7 +42,8 @@ def eval_config(cfg: DictConfig, overrides: list[str], saved_yaml: str, saved_ch
             if override.value() != saved_choices.get(key):
                 raise ConfigError(
                     f"mode=eval takes {key} from the checkpoint; remove {key}={override.value()} "
-                    f"(the checkpoint's is {key}={saved_choices.get(key)}; its keys can still be overridden, as {key}.KEY=VALUE)"
+                    f"(the checkpoint's is {key}={saved_choices.get(key)}; its keys can still be overridden, as "
+                    f"{key}.KEY=VALUE)"
                 )
             continue
         if key.split(".")[0] in SAVED_GROUPS or key == "seed":

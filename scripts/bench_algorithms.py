@@ -31,7 +31,6 @@ import time
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
 
 ROOT = Path(__file__).resolve().parents[1]
 ALGORITHMS = ("maml", "fomaml", "maml++", "anil", "metasgd", "reptile")
@@ -57,9 +56,10 @@ def sync(device: torch.device) -> None:
 
 def build_learner(name: str, overrides: dict, data, n_way: int, memory_format: str = "auto"):
     from metalearn.build import build
+    from metalearn.cli import compose_config
     from metalearn.models.conv4 import Conv4
 
-    node = OmegaConf.load(ROOT / "conf" / "algorithm" / f"{name}.yaml")
+    node = compose_config([f"algorithm={name}"])[0].algorithm
     for key, value in overrides.items():
         if key in node:
             node[key] = value
@@ -203,12 +203,15 @@ def main() -> None:
         r = run_one(spec)
         if "error" in r:
             print(
-                f"| {spec['algorithm']} | {spec['batching']} | {spec['inner_steps']} | {spec['checkpoint_inner']} | error: {r['error']} |"
+                f"| {spec['algorithm']} | {spec['batching']} | {spec['inner_steps']} | "
+                f"{spec['checkpoint_inner']} | error: {r['error']} |"
             )
             continue
         print(
-            f"| {r['algorithm']} | {r['batching']} | {r['inner_steps']} | {r['checkpoint_inner']} | {r['median_s']:.2f} | "
-            f"{r['tasks_per_s']:.1f} | {r['peak_mb']:.0f} | {r['page_faults']:.0f} | {r['gflop']:.0f} | {r['gflops_per_s']:.0f} | {r['matmul_peak_gflops']:.0f} |",
+            f"| {r['algorithm']} | {r['batching']} | {r['inner_steps']} | {r['checkpoint_inner']} | "
+            f"{r['median_s']:.2f} | "
+            f"{r['tasks_per_s']:.1f} | {r['peak_mb']:.0f} | {r['page_faults']:.0f} | {r['gflop']:.0f} | "
+            f"{r['gflops_per_s']:.0f} | {r['matmul_peak_gflops']:.0f} |",
             flush=True,
         )
 

@@ -16,8 +16,8 @@ import time
 import torch
 
 from metalearn.algorithms.maml import MAML
+from metalearn.episode import EpisodeBatch
 from metalearn.models.conv4 import Conv4
-from metalearn.sampling.episode import EpisodeBatch
 
 
 def random_batch(tasks: int, device: torch.device) -> EpisodeBatch:

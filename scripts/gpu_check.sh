@@ -40,7 +40,7 @@ from metalearn.algorithms.maml import MAML
 torch.backends.cudnn.allow_tf32 = False  # TF32 convolutions alone differ by ~1e-2 here; compare true fp32
 torch.backends.cuda.matmul.allow_tf32 = False
 from metalearn.models.conv4 import Conv4
-from metalearn.sampling.episode import EpisodeBatch
+from metalearn.episode import EpisodeBatch
 dev = torch.device("cuda")
 labels = torch.arange(5, device=dev)
 g = torch.Generator(device=dev).manual_seed(0)

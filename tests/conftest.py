@@ -1,27 +1,15 @@
-"""Shared test fixtures: an isolated data cache, the real Omniglot folder when present, CLI runner."""
+"""Shared fixtures: an isolated data cache, the real Omniglot folder when present, the tiny preset and
+ways to run metalearn (the helpers behind them are in tests/support.py)."""
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
+from typing import Any, Callable
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-OMNIGLOT_DIR = Path(os.environ.get("METALEARN_OMNIGLOT_DIR", ROOT.parent / "shared" / "data" / "omniglot"))
-
-# Small, fast settings used by end-to-end runs: a tiny glyphs set, few episodes, no progress bars.
-FAST = [
-    "dataset.train_classes=40",
-    "dataset.val_classes=10",
-    "dataset.test_classes=10",
-    "sampler.val_episodes=10",
-    "sampler.test_episodes=20",
-    "trainer.progress=false",
-    "device=cpu",
-]
+from tests.support import OMNIGLOT_DIR, TINY, run_cli, run_inprocess
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -39,17 +27,19 @@ def omniglot_dir() -> Path:
     return OMNIGLOT_DIR
 
 
-def run_cli(
-    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 600
-) -> subprocess.CompletedProcess:
-    """Run `python -m metalearn ARGS` in a subprocess and capture its output."""
-    full_env = {**os.environ, **(env or {})}
-    full_env.pop("HYDRA_FULL_ERROR", None) if env is None or "HYDRA_FULL_ERROR" not in env else None
-    return subprocess.run(
-        [sys.executable, "-m", "metalearn", *args],
-        cwd=cwd or ROOT,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+@pytest.fixture
+def tiny() -> list[str]:
+    """The tiny preset's overrides (a fresh list: a test may extend it)."""
+    return list(TINY)
+
+
+@pytest.fixture
+def cli() -> Callable[..., Any]:
+    """`cli(*ARGS, env=..., cwd=...)` runs `python -m metalearn ARGS` in a subprocess."""
+    return run_cli
+
+
+@pytest.fixture
+def inprocess() -> Callable[..., dict[str, Any]]:
+    """`inprocess(run_dir, *OVERRIDES)` runs metalearn in this process and returns its results."""
+    return run_inprocess

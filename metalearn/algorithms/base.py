@@ -1,7 +1,7 @@
 """The one interface every meta-algorithm implements.
 
-The trainer, evaluator, checkpointing and sweeps only call `meta_loss` and `predict`, so they never
-branch on which algorithm runs.
+The trainer, evaluator, checkpointing and sweeps only call `meta_loss`, `outer_update` and
+`predict_batch` (or `predict`), so they never branch on which algorithm runs.
 """
 
 from __future__ import annotations
@@ -12,10 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from metalearn.episode import Episode, EpisodeBatch
 from metalearn.errors import ConfigError
-from metalearn.sampling.episode import Episode, EpisodeBatch
-
-BATCH_NORM_MODES = ("transductive", "running")
 
 
 @dataclass
@@ -45,15 +43,13 @@ def task_metric(output: Tensor, target: Tensor, task: str) -> Tensor:
 
 
 def set_batch_norm_mode(module: nn.Module, mode: str) -> None:
-    """Make BatchNorm's behaviour explicit.
+    """Make BatchNorm's behaviour explicit (`algorithm.batch_norm`, checked by the algorithm's schema).
 
     transductive: every forward pass normalises with the statistics of its own batch (each task's
       support or query set), in training and evaluation alike; no running statistics exist. This is
       MAML's setting and the one that works under torch.func.vmap.
     running: standard BatchNorm; batch statistics in training, running averages in evaluation.
     """
-    if mode not in BATCH_NORM_MODES:
-        raise ConfigError(f"algorithm.batch_norm={mode!r} is invalid: must be one of {', '.join(BATCH_NORM_MODES)}")
     if mode == "running":
         return
     for m in module.modules():
@@ -65,13 +61,15 @@ def set_batch_norm_mode(module: nn.Module, mode: str) -> None:
 
 
 class MetaLearner(nn.Module):
-    """Base class: subclasses implement meta_loss (training) and predict (evaluation).
+    """Base class: subclasses implement `meta_loss` (training) and `predict_batch` (evaluation).
 
-    task: "classification" or "regression", from the data set.
-    out_dim: n_way for classification, the target size (1) for regression.
+    Args:
+        backbone: the feature extractor, inputs [N, *input_shape] -> features [N, backbone.out_features].
+        task: "classification" or "regression", from the data set.
+        n_way: classes per episode; the output size is n_way for classification and 1 for regression.
     """
 
-    #: whether the learner supports the task kind; subclasses narrow this
+    #: the task kinds the learner supports; subclasses narrow this
     tasks: tuple[str, ...] = ("classification", "regression")
 
     def __init__(self, backbone: nn.Module, task: str, n_way: int) -> None:
@@ -86,6 +84,7 @@ class MetaLearner(nn.Module):
         self.out_dim = n_way if task == "classification" else 1
 
     def meta_loss(self, batch: EpisodeBatch) -> StepOutput:
+        """The meta-training loss of a meta-batch of B episodes, and its metrics."""
         raise NotImplementedError
 
     def set_progress(self, iteration: int, total: int) -> None:
@@ -104,13 +103,13 @@ class MetaLearner(nn.Module):
             torch.nn.utils.clip_grad_norm_(self.parameters(), grad_clip)
         optimizer.step()
 
-    def predict(self, episode: Episode) -> Tensor:
-        """Adapt on the support set and return outputs for the query set ([Q, n_way] logits or [Q, 1])."""
+    def predict_batch(self, batch: EpisodeBatch) -> Tensor:
+        """Adapt on each episode's support set; outputs for its query set, [B, Q, n_way] logits or [B, Q, 1]."""
         raise NotImplementedError
 
-    def predict_batch(self, batch: EpisodeBatch) -> Tensor:
-        """Outputs for every episode of a batch, [B, Q, D]; learners may batch this."""
-        return torch.stack([self.predict(episode) for episode in batch.episodes()])
+    def predict(self, episode: Episode) -> Tensor:
+        """predict_batch for one episode: [Q, n_way] logits or [Q, 1] values."""
+        return self.predict_batch(EpisodeBatch.of(episode))[0]
 
     def step_metrics(self, losses: Tensor, outputs: Tensor, targets: Tensor) -> dict[str, float]:
         """Training metrics of a meta-batch: mean query loss and accuracy or MSE."""

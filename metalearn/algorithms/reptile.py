@@ -1,42 +1,50 @@
-"""Reptile (Nichol, Achiam & Schulman, "On First-Order Meta-Learning Algorithms", 2018).
-
-Per task, `inner_steps` full-batch steps of SGD or Adam (the paper: Adam with beta1 = 0) from the
-meta-parameters theta give phi_i; the outer update is theta <- theta + epsilon * mean_i(phi_i - theta),
-with epsilon annealed linearly from `outer_lr` to `outer_lr_final` over training (the paper: 1 -> 0).
-This update replaces the trainer's optimiser step (`outer_update`; trainer.lr and grad_clip are unused).
-In meta-training the inner loop fits all the task's images (`inner_data: all`, like the paper's
---train-shots larger than the test shots) or the support set only (`support`); the logged loss and
-accuracy are those of phi_i on the query set. Evaluation fine-tunes on the support set for
-`eval_inner_steps` (the paper: 50) and predicts the query set:
-  transductive: the whole query set in one batch (BatchNorm uses the query batch's statistics);
-  non_transductive: each query image alone, normalised together with the support set (a batch of the
-    support images plus that one image), the paper's section 6 setting, so no information passes
-    between query images.
-"""
+"""Reptile (Nichol, Achiam & Schulman, "On First-Order Meta-Learning Algorithms", 2018)."""
 
 from __future__ import annotations
+
+from typing import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
 
-from metalearn.algorithms.base import MetaLearner, StepOutput, set_batch_norm_mode, task_loss
-from metalearn.algorithms.functional import (
-    BatchingChoice,
-    Params,
-    adam_step,
-    inner_grads,
-    map_tasks,
-    resolve_batching,
-    sgd_step,
-)
-from metalearn.algorithms.task_threads import call_module
-from metalearn.errors import ConfigError
-from metalearn.sampling.episode import Episode, EpisodeBatch
-
-EVALUATION = ("transductive", "non_transductive")
+from metalearn.algorithms.base import StepOutput, task_loss
+from metalearn.algorithms.gradient_based import GradientBasedLearner, Params
+from metalearn.algorithms.inner_loop import adam_step, sgd_step
+from metalearn.episode import EpisodeBatch
+from metalearn.execution import call_module, inner_grads, map_tasks
 
 
-class Reptile(BatchingChoice, MetaLearner):
+class Reptile(GradientBasedLearner):
+    """Reptile: move the initialisation towards the weights each task's own training reaches.
+
+    Per task, `inner_steps` full-batch steps of SGD or Adam (the paper: Adam with beta1 = 0) from the
+    meta-parameters theta give phi_i; the outer update is theta <- theta + epsilon * mean_i(phi_i - theta),
+    with epsilon annealed linearly from `outer_lr` to `outer_lr_final` over training (the paper: 1 -> 0).
+    This update replaces the trainer's optimiser step (`outer_update`). In meta-training the inner loop
+    fits all the task's images (`inner_data: all`, like the paper's --train-shots larger than the test
+    shots) or the support set only (`support`); the logged loss and accuracy are those of phi_i on the
+    query set. Evaluation fine-tunes on the support set for `eval_inner_steps` (the paper: 50) and predicts
+    the query set: `transductive`, the whole query set in one batch (BatchNorm uses the query batch's
+    statistics); `non_transductive`, each query image normalised together with the support set alone (the
+    paper's section 6), so no information passes between query images.
+
+    Args:
+        backbone: feature extractor, inputs [N, *input_shape] -> [N, out_features]; a linear head is added.
+        task: "classification" or "regression".
+        n_way: classes per episode (the head's output size; 1 for regression).
+        inner_optimizer (str, "adam"): "adam" or "sgd".
+        inner_lr (float, 0.001), inner_steps (int, 5): the inner loop in meta-training.
+        adam_betas (two floats, (0.0, 0.999)): the inner Adam's betas.
+        inner_data (str, "all"): "all" (support and query images) or "support".
+        eval_inner_lr (float or None, None), eval_inner_steps (int, 50): fine-tuning at evaluation.
+        outer_lr (float, 1.0), outer_lr_final (float, 0.0): epsilon at the first and the last iteration.
+        evaluation (str, "transductive"): "transductive" or "non_transductive".
+        batch_norm (str, "transductive"), batching (str, "auto"): as MAML.
+
+    References:
+        Nichol, Achiam & Schulman, "On First-Order Meta-Learning Algorithms", arXiv:1803.02999, 2018.
+    """
+
     def __init__(
         self,
         backbone: nn.Module,
@@ -45,7 +53,7 @@ class Reptile(BatchingChoice, MetaLearner):
         inner_optimizer: str = "adam",
         inner_lr: float = 0.001,
         inner_steps: int = 5,
-        adam_betas: tuple[float, float] = (0.0, 0.999),
+        adam_betas: Sequence[float] = (0.0, 0.999),
         inner_data: str = "all",
         eval_inner_lr: float | None = None,
         eval_inner_steps: int = 50,
@@ -55,14 +63,7 @@ class Reptile(BatchingChoice, MetaLearner):
         batch_norm: str = "transductive",
         batching: str = "auto",
     ) -> None:
-        super().__init__(backbone, task, n_way)
-        if evaluation not in EVALUATION:
-            raise ConfigError(f"algorithm.evaluation={evaluation!r} is invalid: must be one of {', '.join(EVALUATION)}")
-        self.head = nn.Linear(backbone.out_features, self.out_dim)
-        self.net = nn.Sequential(backbone, self.head)
-        set_batch_norm_mode(self.net, batch_norm)
-        resolve_batching(batching, batch_norm)
-        self.batch_norm, self.batching = batch_norm, batching
+        super().__init__(backbone, task, n_way, batch_norm, batching)
         self.inner_optimizer, self.inner_lr, self.inner_steps = inner_optimizer, inner_lr, inner_steps
         self.adam_betas = (float(adam_betas[0]), float(adam_betas[1]))
         self.inner_data = inner_data
@@ -81,13 +82,13 @@ class Reptile(BatchingChoice, MetaLearner):
     def forward_with(self, params: Params, x: Tensor) -> Tensor:
         return call_module(self.net, params, x)
 
-    def adapt(self, x: Tensor, y: Tensor, steps: int, lr: float, functional: bool) -> Params:
+    def adapt(self, x: Tensor, y: Tensor, steps: int, lr: float) -> Params:
         """`steps` full-batch SGD or Adam steps from theta on (x, y); never builds a second-order graph."""
-        params = {n: p.detach() for n, p in self.net.named_parameters()}
+        params = self.theta(detach=True)
         state: dict[str, tuple[Tensor, Tensor]] = {}
-        loss_fn = lambda p: task_loss(self.forward_with(p, x), y, self.task)  # noqa: E731
+        loss_fn = lambda p: task_loss(self.forward_with(p, x), y, self.task)
         for step in range(steps):
-            grads = inner_grads(loss_fn, params, second_order=False, functional=functional)
+            grads = inner_grads(loss_fn, params, second_order=False)
             if self.inner_optimizer == "adam":
                 params, state = adam_step(params, grads, state, step + 1, lr, self.adam_betas)
             else:
@@ -95,20 +96,15 @@ class Reptile(BatchingChoice, MetaLearner):
         return params
 
     def meta_loss(self, batch: EpisodeBatch) -> StepOutput:
-        names = [n for n, _ in self.net.named_parameters()]
+        def one(sx: Tensor, sy: Tensor, qx: Tensor, qy: Tensor) -> tuple[Tensor, ...]:
+            x, y = (torch.cat([sx, qx]), torch.cat([sy, qy])) if self.inner_data == "all" else (sx, sy)
+            phi = self.adapt(x, y, self.inner_steps, self.inner_lr)
+            out = self.forward_with(phi, qx)
+            return (task_loss(out, qy, self.task), out, *phi.values())
 
-        def run(batching: str) -> tuple[Tensor, ...]:
-            def one(sx: Tensor, sy: Tensor, qx: Tensor, qy: Tensor) -> tuple[Tensor, ...]:
-                x, y = (torch.cat([sx, qx]), torch.cat([sy, qy])) if self.inner_data == "all" else (sx, sy)
-                phi = self.adapt(x, y, self.inner_steps, self.inner_lr, batching == "vmap")
-                out = self.forward_with(phi, qx)
-                return (task_loss(out, qy, self.task), out, *phi.values())
-
-            with torch.no_grad():  # inner gradients enable grad themselves; nothing here is differentiated
-                return map_tasks(one, batch, batching, self)
-
-        losses, outputs, *phis = run(self.pick_batching("train"))
-        self._mean_phi = {n: phi.mean(0) for n, phi in zip(names, phis)}
+        with torch.no_grad():  # inner gradients enable grad themselves; nothing here is differentiated
+            losses, outputs, *phis = map_tasks(one, batch, self.path("train"), self)
+        self._mean_phi = {n: phi.mean(0) for n, phi in zip(self.theta(), phis)}
         return StepOutput(losses.mean(), self.step_metrics(losses, outputs, batch.query_y))
 
     def outer_update(self, out: StepOutput, optimizer: torch.optim.Optimizer, grad_clip: float | None) -> None:
@@ -120,21 +116,12 @@ class Reptile(BatchingChoice, MetaLearner):
                 p.add_(self._mean_phi[n] - p, alpha=self.epsilon)
         self._mean_phi = None
 
-    def predict_batch(self, batch: EpisodeBatch) -> Tensor:
-        def run(batching: str) -> Tensor:
-            def one(sx: Tensor, sy: Tensor, qx: Tensor, qy: Tensor) -> tuple[Tensor]:
-                phi = self.adapt(sx, sy, self.eval_inner_steps, self.eval_inner_lr, batching == "vmap")
-                if self.evaluation == "transductive":
-                    return (self.forward_with(phi, qx),)
-                alone = lambda q: self.forward_with(phi, torch.cat([sx, q[None]]))[-1]  # noqa: E731
-                return (torch.func.vmap(alone)(qx),)
+    def task_predictor(self) -> Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]:
+        def predict(sx: Tensor, sy: Tensor, qx: Tensor, qy: Tensor) -> Tensor:
+            phi = self.adapt(sx, sy, self.eval_inner_steps, self.eval_inner_lr)
+            if self.evaluation == "transductive":
+                return self.forward_with(phi, qx)
+            alone = lambda q: self.forward_with(phi, torch.cat([sx, q[None]]))[-1]
+            return torch.func.vmap(alone)(qx)
 
-            return map_tasks(one, batch, batching, self)[0].detach()
-
-        return run(self.pick_batching("eval"))
-
-    def predict(self, episode: Episode) -> Tensor:
-        batch = EpisodeBatch(
-            episode.support_x[None], episode.support_y[None], episode.query_x[None], episode.query_y[None]
-        )
-        return self.predict_batch(batch)[0]
+        return predict

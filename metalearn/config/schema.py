@@ -2,7 +2,9 @@
 
 Each schema gives the keys, their types and defaults; `check` rejects impossible values with a message
 that names the key, the value and what is allowed. The schemas live in metalearn/config/groups/, one
-module per group; a new component adds its dataclass there and lists it in registry.py.
+module per group; a new component of metalearn adds its dataclass there and lists it in registry.py, whose
+defaults Hydra's ConfigStore then serves to the component's YAML file. A user's own component needs no
+entry: its keys are checked against its `config_schema` (a dataclass) if it has one, else its signature.
 """
 
 from __future__ import annotations

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
-from metalearn.config.registry import FIXED_SCHEMAS, SCHEMAS, TopLevel
+from metalearn.config.registry import FIXED_SCHEMAS, RUNTIME_ARGUMENTS, SCHEMAS, TopLevel
 from metalearn.config.schema import Schema
 from metalearn.errors import ConfigError
 
@@ -36,8 +37,69 @@ def _checked(schema: type[Schema], node: dict[str, Any], prefix: str) -> Schema:
         expected = _field_types(schema).get(key, "another type")
         raise ConfigError(f"{_key(prefix, key)}={value!r} is invalid: expected {expected}") from None
     instance: Schema = OmegaConf.to_object(merged)  # type: ignore[assignment]
-    instance.check(prefix)
+    check = getattr(instance, "check", None)  # a user's schema may be a plain dataclass
+    if callable(check):
+        check(prefix)
     return instance
+
+
+def _locate(group: str, target: Any, known: dict[str, type[Schema]]) -> Any:
+    """The object a `_target_` outside metalearn's registry names (a user's own model or algorithm)."""
+    from hydra.utils import get_object
+
+    try:
+        return get_object(str(target))
+    except Exception as exc:  # ImportError, AttributeError, ValueError: all mean "cannot be found"
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise ConfigError(
+            f"{group}._target_={target!r} cannot be imported ({reason}); give an importable class or function, "
+            f"for example one of: {', '.join(known)}"
+        ) from None
+
+
+def _check_signature(group: str, target: str, obj: Any, node: dict[str, Any]) -> None:
+    """Keys of a target without a schema: each must be a parameter, and every required parameter given."""
+    try:
+        parameters = inspect.signature(obj).parameters
+    except (TypeError, ValueError):
+        return  # no signature to check against (a builtin): the constructor reports what it refuses
+    runtime = RUNTIME_ARGUMENTS.get(group, ())
+    keys = [k for k in node if k != "_target_"]
+    named = {n: p for n, p in parameters.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    if not any(p.kind == p.VAR_KEYWORD for p in parameters.values()):
+        for key in keys:
+            if key not in named or key in runtime:
+                allowed = ", ".join(n for n in named if n not in runtime) or "no keys"
+                raise ConfigError(f"{group}.{key} is not a parameter of {target}; it accepts: {allowed}")
+    for name, p in named.items():
+        if p.default is p.empty and name not in keys and name not in runtime:
+            raise ConfigError(f"{group}.{name} is required by {target}: add {group}.{name}=VALUE to its config")
+    missing = [
+        name for name in runtime if name not in named and not any(p.kind == p.VAR_KEYWORD for p in parameters.values())
+    ]
+    if missing:
+        raise ConfigError(
+            f"{group}._target_={target} must accept {', '.join(missing)} (metalearn passes them when it builds "
+            f"the {group})"
+        )
+
+
+def _check_target(group: str, node: dict[str, Any], schemas: dict[str, type[Schema]]) -> None:
+    """Validate a node against its target's schema: metalearn's own, the target's `config_schema`, or its signature."""
+    target = node.get("_target_")
+    if target in schemas:
+        _checked(schemas[target], node, group)
+        return
+    if not isinstance(target, str) or not target:
+        raise ConfigError(f"{group}._target_={target!r} is not a known {group}; known targets: {', '.join(schemas)}")
+    obj = _locate(group, target, schemas)
+    schema = getattr(obj, "config_schema", None)
+    if isinstance(schema, type) and dataclasses.is_dataclass(schema):
+        _checked(
+            schema, {k: v for k, v in node.items() if k != "_target_" or "_target_" in _field_types(schema)}, group
+        )
+    else:
+        _check_signature(group, target, obj, node)
 
 
 def validate_config(cfg: DictConfig, skip: tuple[str, ...] = ()) -> None:
@@ -61,12 +123,7 @@ def validate_config(cfg: DictConfig, skip: tuple[str, ...] = ()) -> None:
         node = container.get(group)
         if not isinstance(node, dict):
             raise ConfigError(f"the config has no {group}; choose one with {group}=NAME (see metalearn --help)")
-        target = node.get("_target_")
-        if target not in schemas:
-            raise ConfigError(
-                f"{group}._target_={target!r} is not a known {group}; known targets: {', '.join(schemas)}"
-            )
-        _checked(schemas[target], node, group)
+        _check_target(group, node, schemas)
     for group, schema in FIXED_SCHEMAS.items():
         _checked(schema, container.get(group) or {}, group)
     if "algorithm" not in skip:

@@ -22,10 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from metalearn.errors import ConfigError
-
 Transform = Callable[[Tensor, torch.Generator], Tensor]
-AUGMENTS = ("none", "standard")
 _LUMA = (0.299, 0.587, 0.114)
 
 
@@ -100,25 +97,9 @@ def make_transform(
     crop_scale: Sequence[float] = (0.5, 1.0),
     flip: float = 0.5,
     jitter: float = 0.4,
-    prefix: str = "dataset",
 ) -> Optional[Transform]:
-    """The training transform named by `dataset.augment` (None for `none`), checking its parameters."""
-    if kind not in AUGMENTS:
-        raise ConfigError(f"{prefix}.augment={kind!r} is invalid: must be one of {', '.join(AUGMENTS)}")
-    check_augment_keys(crop_scale, flip, jitter, prefix)
+    """The training transform named by `dataset.augment` (None for `none`); the values are checked by the
+    data set's schema (metalearn.config.groups.image_data)."""
     if kind == "standard":
         return NaturalAugment(crop_scale=(float(crop_scale[0]), float(crop_scale[1])), flip=flip, jitter=jitter)
     return None
-
-
-def check_augment_keys(crop_scale: Sequence[float], flip: float, jitter: float, prefix: str = "dataset") -> None:
-    """Reject impossible augmentation settings, naming the key and what is allowed."""
-    if len(crop_scale) != 2 or not 0 < crop_scale[0] <= crop_scale[1] <= 1:
-        raise ConfigError(
-            f"{prefix}.augment_crop_scale={list(crop_scale)} is invalid: must be [min, max] with 0 < min <= max <= 1 "
-            "(the crop's area as a fraction of the image)"
-        )
-    if not 0 <= flip <= 1:
-        raise ConfigError(f"{prefix}.augment_flip={flip} is invalid: must be a probability in [0, 1]")
-    if not 0 <= jitter <= 1:
-        raise ConfigError(f"{prefix}.augment_jitter={jitter} is invalid: must be in [0, 1]")

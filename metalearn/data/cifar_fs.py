@@ -244,7 +244,8 @@ def download_cifar100(root: Path) -> Path:
         unpacked = staging / "cifar-100-python"
         if not unpacked.is_dir():
             raise DataError(
-                f"{archive} does not hold a cifar-100-python/ folder; delete it and run again with dataset.download=true"
+                f"{archive} does not hold a cifar-100-python/ folder; delete it and run again with "
+                "dataset.download=true"
             )
         target = root / "cifar-100-python"
         if target.exists():
@@ -283,7 +284,8 @@ def read_cifar100(folder: Path) -> tuple[list[torch.Tensor], list[str], list[str
             labels.min() < 0 or labels.max() >= len(fine_names) or supers.min() < 0 or supers.max() >= len(coarse_names)
         ):
             raise DataError(
-                f"{path} has labels outside the {len(fine_names)} fine / {len(coarse_names)} coarse names of {folder / 'meta'}"
+                f"{path} has labels outside the {len(fine_names)} fine / {len(coarse_names)} coarse names of "
+                f"{folder / 'meta'}"
             )
         images.append(data.reshape(-1, 3, 32, 32))
         fine.append(labels)

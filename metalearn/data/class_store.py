@@ -62,7 +62,7 @@ class ClassStore:
 
     def save(self, path: Path) -> None:
         """Write atomically, so an interrupted write never leaves a broken cache file."""
-        from metalearn.io import atomic_torch_save
+        from metalearn.files import atomic_torch_save
 
         atomic_torch_save(
             {"images": self.images, "class_offsets": self.class_offsets, "class_names": self.class_names}, path

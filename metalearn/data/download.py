@@ -1,7 +1,7 @@
 """Checksummed downloads: a file is either complete and verified at `dest`, or not there at all.
 
 The bytes stream into a temporary file beside `dest` while their md5/sha256 are computed; only when the
-digests match is the file renamed into place (metalearn.io's atomic write). A network failure or a
+digests match is the file renamed into place (metalearn.files' atomic write). A network failure or a
 checksum mismatch is a DataError that names the URL, the file and what to do about it.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import BinaryIO, Optional
 
 from metalearn.errors import DataError
-from metalearn.io import _atomic_write
+from metalearn.files import atomic_write
 
 _CHUNK = 1 << 20
 
@@ -55,7 +55,7 @@ def download_file(
             _verify(name, expected, digest, url, dest)
 
     try:
-        _atomic_write(dest, write)
+        atomic_write(dest, write)
     except PermissionError as exc:
         raise DataError(
             f"cannot write the download of {url} to {dest}: {exc.strerror}; choose a writable folder"

@@ -80,7 +80,8 @@ def decode_many(
 
 
 def to_channels(images: Sequence[Tensor], channels: int) -> list[Tensor]:
-    """Bring decoded images to `channels` (1 or 3): gray is repeated to RGB, RGB is averaged to gray (ITU-R 601-2 luma)."""
+    """Bring decoded images to `channels` (1 or 3): gray is repeated to RGB, RGB is averaged to gray
+    (ITU-R 601-2 luma)."""
     out = []
     weights = torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)
     for img in images:

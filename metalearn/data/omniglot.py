@@ -38,7 +38,6 @@ DECODER_VERSION = 1
 SOURCE_SIZE = 105
 SPLITS = ("vinyals", "lake", "minimal1", "minimal2")
 ROTATIONS = (0, 90, 180, 270)
-AUGMENTS = ("none", "affine")
 SET_LABELS = {
     "images_background": "background",
     "images_evaluation": "evaluation",
@@ -63,13 +62,15 @@ def decode_ink(read: Callable[[str], bytes], names: Sequence[str], where: Callab
             raise
         except Exception as exc:  # PIL raises many kinds of errors for damaged files
             raise DataError(
-                f"cannot decode the image {where(name)} ({exc}); the file is corrupt: replace it or download the data again"
+                f"cannot decode the image {where(name)} ({exc}); the file is corrupt: replace it or download "
+                "the data again"
             ) from None
         if out is None:
             out = np.empty((len(names), *pixels.shape), dtype=np.uint8)
         if pixels.shape != out.shape[1:]:
             raise DataError(
-                f"the image {where(name)} is {pixels.shape[1]}x{pixels.shape[0]}, expected {out.shape[2]}x{out.shape[1]} like the others"
+                f"the image {where(name)} is {pixels.shape[1]}x{pixels.shape[0]}, expected "
+                f"{out.shape[2]}x{out.shape[1]} like the others"
             )
         np.subtract(255, pixels, out=out[i])
     if out is None:
@@ -207,16 +208,8 @@ def load_omniglot(
     download: bool = False,
     cache_dir: Optional[str] = None,
 ) -> SplitData:
-    """Build (or load from the cache) the Omniglot splits; see the module docstring for the options."""
-    if split not in SPLITS:
-        raise DataError(f"dataset.split={split!r} is invalid: must be one of {', '.join(SPLITS)}")
-    if augment not in AUGMENTS:
-        raise DataError(f"dataset.augment={augment!r} is invalid: must be one of {', '.join(AUGMENTS)}")
-    bad = [r for r in rotations if r not in ROTATIONS]
-    if bad or not rotations or len(set(rotations)) != len(rotations):
-        raise DataError(
-            f"dataset.rotations={list(rotations)} is invalid: a non-empty list of distinct angles from {list(ROTATIONS)}"
-        )
+    """Build (or load from the cache) the Omniglot splits; see the module docstring for the options (checked
+    by OmniglotConfig, metalearn/config/groups/dataset.py)."""
     cache = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
     data_root = Path(root).expanduser() if root else cache / "omniglot"
     sources = locate(data_root, set_names(split), download)

@@ -70,7 +70,8 @@ class ZipSource(FileSource):
             return self._zip.read(name)
         except (zipfile.BadZipFile, zlib.error, EOFError, OSError, KeyError) as exc:
             raise DataError(
-                f"cannot read {self.where(name)} ({exc}); the zip is corrupt or truncated: delete it and download it again"
+                f"cannot read {self.where(name)} ({exc}); the zip is corrupt or truncated: delete it and "
+                "download it again"
             ) from None
 
     def where(self, name: str) -> str:

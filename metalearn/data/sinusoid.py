@@ -10,8 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from metalearn.errors import DataError
-from metalearn.sampling.episode import EpisodeBatch
+from metalearn.episode import EpisodeBatch
 
 
 @dataclass
@@ -28,15 +27,6 @@ class SinusoidTasks:
     name: str = "sinusoid"
     task: str = "regression"
     input_shape: tuple[int, ...] = (1,)
-
-    def __post_init__(self) -> None:
-        for low, high, key in (
-            (self.amplitude_min, self.amplitude_max, "amplitude"),
-            (self.phase_min, self.phase_max, "phase"),
-            (self.x_min, self.x_max, "x"),
-        ):
-            if not low < high:
-                raise DataError(f"dataset.{key}_min={low} must be below dataset.{key}_max={high}")
 
     def sample(self, n_tasks: int, k_shot: int, q_query: int, gen: torch.Generator) -> EpisodeBatch:
         """Draw n_tasks tasks with k_shot support and q_query query points each."""

@@ -25,8 +25,8 @@ from torch import Tensor
 from metalearn.algorithms.base import MetaLearner
 from metalearn.data.omniglot import decode_ink, resize
 from metalearn.data.omniglot_sources import FileSource, FolderSource, ZipSource
+from metalearn.episode import Episode
 from metalearn.errors import ConfigError, DataError
-from metalearn.sampling.episode import Episode
 from metalearn.training.checkpoint import load_state_checked
 
 WAYS = 20
@@ -64,7 +64,8 @@ def open_runs(path: Path) -> tuple[FileSource, str]:
             return source, prefixes.pop()
     raise DataError(
         f"no Omniglot one-shot runs found at {path}: looked for runNN/{_LABELS} in "
-        f"{', '.join(str(p) for p in tried)}. Set eval.runs_dir=DIR to the folder holding run01..run20 or to all_runs.zip"
+        f"{', '.join(str(p) for p in tried)}. Set eval.runs_dir=DIR to the folder holding run01..run20 or to "
+        "all_runs.zip"
     )
 
 
@@ -87,13 +88,15 @@ def read_runs(path: str | Path, image_size: int) -> list[OneShotRun]:
                 continue
             if len(fields) != 2 or fields[0] not in test or fields[1] not in training:
                 raise DataError(
-                    f"{source.where(labels_file)} line {number} is {line.strip()!r}: expected 'TEST TRAINING' naming one of "
+                    f"{source.where(labels_file)} line {number} is {line.strip()!r}: expected 'TEST TRAINING' "
+                    "naming one of "
                     f"{len(test)} files in {run}/test/ and one of {len(training)} files in {run}/training/"
                 )
             truth[fields[0]] = fields[1]
         if len(training) != WAYS or sorted(truth) != test:
             raise DataError(
-                f"run {source.where(prefix + run)} is incomplete: it needs {WAYS} training images and a label line for each "
+                f"run {source.where(prefix + run)} is incomplete: it needs {WAYS} training images and a label "
+                "line for each "
                 f"test image; found {len(training)} training images, {len(test)} test images, {len(truth)} label lines"
             )
         decoded = resize(decode_ink(source.read, [prefix + n for n in training + test], source.where), image_size)
@@ -133,8 +136,8 @@ def summarise(runs: list[OneShotRun], errors: list[int]) -> dict[str, Any]:
         "errors": sum(errors),
         "trials": trials,
         "runs": per_run,
-        "summary": f"omniglot one-shot runs: error {100 * overall:.2f}% ({sum(errors)}/{trials} trials, {len(runs)} runs of "
-        f"{WAYS}-way 1-shot; people 4.5%, BPL 3.3%); per run: {listing}",
+        "summary": f"omniglot one-shot runs: error {100 * overall:.2f}% ({sum(errors)}/{trials} trials, "
+        f"{len(runs)} runs of {WAYS}-way 1-shot; people 4.5%, BPL 3.3%); per run: {listing}",
     }
 
 
@@ -147,8 +150,8 @@ def evaluate_runs(
     channels, height, width = data.input_shape
     if channels != 1 or height != width:
         raise ConfigError(
-            f"eval.protocol=omniglot_runs needs a model of square grayscale images (such as dataset=omniglot or glyphs); "
-            f"this checkpoint's data are {channels}x{height}x{width}"
+            "eval.protocol=omniglot_runs needs a model of square grayscale images (such as dataset=omniglot or "
+            f"glyphs); this checkpoint's data are {channels}x{height}x{width}"
         )
     runs = read_runs(cfg.eval.runs_dir, height)
     backbone = build(cfg.model, input_shape=data.input_shape)

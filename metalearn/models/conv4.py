@@ -1,14 +1,4 @@
-"""Conv4: the standard few-shot backbone (Vinyals et al. 2016; Finn et al. 2017; Snell et al. 2017).
-
-Four blocks of 3x3 convolution with 64 filters, BatchNorm, ReLU and 2x2 max-pooling; the feature map
-is flattened (64 features on 28x28 inputs, 1600 on 84x84).
-
-memory_format: the layout the activations take. channels_last (NHWC) makes ATen's CPU max-pooling and
-BatchNorm kernels vectorise over channels (max-pooling [75, 64, 28, 28] took 10 ms contiguous and 0.5 ms
-channels-last on 2 cores), part of what made a Conv4 MAML meta-iteration faster on CPU (README,
-Performance). `auto` is channels_last on CPU and contiguous elsewhere (not measured on GPUs). The
-layout changes only the order of floating-point sums, not the model.
-"""
+"""Conv4: the standard few-shot backbone (Vinyals et al. 2016; Finn et al. 2017; Snell et al. 2017)."""
 
 from __future__ import annotations
 
@@ -18,8 +8,6 @@ import torch
 from torch import nn
 
 from metalearn.errors import ConfigError
-
-MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
 
 
 def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -37,14 +25,28 @@ def _vmapped(x: torch.Tensor) -> bool:
 
 
 class Conv4(nn.Module):
+    """Four blocks of 3x3 convolution, BatchNorm, ReLU and 2x2 max-pooling; the feature map is flattened.
+
+    Args:
+        input_shape: (C, H, W) of the images, from the data set.
+        hidden_channels (int, 64): filters per convolution.
+        num_blocks (int, 4): blocks; each halves the height and width.
+        memory_format (str, "auto"): the activations' layout. channels_last (NHWC) lets ATen's CPU
+            max-pooling and BatchNorm kernels vectorise over channels (docs/performance.md); auto is
+            channels_last on the CPU and contiguous elsewhere. The layout changes only the order of
+            floating-point sums, not the model.
+
+    Shapes: images [N, C, H, W] -> features [N, out_features], out_features = hidden_channels * (H >> num_blocks)
+    * (W >> num_blocks) (64 on 28x28 inputs, 1600 on 84x84).
+
+    References:
+        Vinyals et al., "Matching Networks for One Shot Learning", NeurIPS 2016.
+    """
+
     def __init__(
         self, input_shape: Sequence[int], hidden_channels: int = 64, num_blocks: int = 4, memory_format: str = "auto"
     ) -> None:
         super().__init__()
-        if memory_format not in MEMORY_FORMATS:
-            raise ConfigError(
-                f"model.memory_format={memory_format!r} is invalid: must be one of {', '.join(MEMORY_FORMATS)}"
-            )
         self.memory_format = memory_format
         if len(input_shape) != 3:
             raise ConfigError(

@@ -1,6 +1,6 @@
 """Episodes and the seeded sampler that draws them."""
 
-from metalearn.sampling.episode import Episode, EpisodeBatch
+from metalearn.episode import Episode, EpisodeBatch
 from metalearn.sampling.sampler import EpisodeSampler
 
 __all__ = ["Episode", "EpisodeBatch", "EpisodeSampler"]

@@ -13,8 +13,8 @@ import torch
 from torch import Tensor
 
 from metalearn.data.class_store import ClassStore, SplitData
+from metalearn.episode import EpisodeBatch
 from metalearn.errors import ConfigError
-from metalearn.sampling.episode import EpisodeBatch
 
 _SPLIT_STREAM = {"train": 0, "val": 1, "test": 2}
 

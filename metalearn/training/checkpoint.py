@@ -9,15 +9,14 @@ from __future__ import annotations
 import io
 import random
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
 from torch import nn
 
 from metalearn.errors import CheckpointError
-from metalearn.io import atomic_write
-from metalearn.training.faults import write_fault
+from metalearn.files import atomic_write
 
 FORMAT = "metalearn-checkpoint"
 VERSION = 1
@@ -62,10 +61,10 @@ def _as_tuple(value: Any) -> Any:
     return tuple(_as_tuple(v) for v in value) if isinstance(value, (list, tuple)) else value
 
 
-def save_checkpoint(path: Path, fault_point: str | None = None, **payload: Any) -> None:
+def save_checkpoint(path: Path, midway: Callable[[], None] | None = None, **payload: Any) -> None:
     """Write atomically (temporary file, fsync, rename, fsync of the folder): a crash at any moment
-    leaves either the previous file or the new one, never a broken one. `fault_point` names the point
-    for the test hooks of metalearn.training.faults (fired halfway through the bytes)."""
+    leaves either the previous file or the new one, never a broken one. `midway` is called halfway
+    through the bytes, once they are flushed (the test hooks of metalearn.training.faults)."""
     buffer = io.BytesIO()
     torch.save({"format": FORMAT, "version": VERSION, **payload}, buffer)
     data = buffer.getbuffer()
@@ -73,9 +72,9 @@ def save_checkpoint(path: Path, fault_point: str | None = None, **payload: Any) 
     def write(handle: Any) -> None:
         half = len(data) // 2
         handle.write(data[:half])
-        if fault_point is not None:
+        if midway is not None:
             handle.flush()
-            write_fault(fault_point, int(payload.get("iteration", -1)), path)
+            midway()
         handle.write(data[half:])
 
     atomic_write(Path(path), write)

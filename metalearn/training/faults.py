@@ -1,4 +1,4 @@
-"""Deterministic fault injection for the reliability tests (test hooks; inert unless the variables are set).
+"""Deterministic fault injection for the reliability tests: one object, inert unless the variables are set.
 
 Each variable names a point of the training loop and the iteration at which the fault fires:
 
@@ -17,6 +17,8 @@ from __future__ import annotations
 import errno
 import os
 import signal
+from dataclasses import dataclass
+from typing import Mapping
 
 import torch
 from torch import Tensor
@@ -25,30 +27,6 @@ from metalearn.algorithms.base import StepOutput
 
 KILL_VAR, FAIL_VAR, NAN_VAR = "METALEARN_TEST_KILL_AT", "METALEARN_TEST_FAIL_AT", "METALEARN_TEST_NAN_AT"
 TERM_VAR = "METALEARN_TEST_SIGTERM_AT"
-
-
-def _due(variable: str, point: str, iteration: int) -> bool:
-    return os.environ.get(variable, "") == f"{point}:{iteration}"
-
-
-def kill_point(point: str, iteration: int) -> None:
-    """SIGKILL (or SIGTERM) this process if METALEARN_TEST_KILL_AT (or _SIGTERM_AT) names this point and iteration."""
-    if _due(KILL_VAR, point, iteration):
-        os.kill(os.getpid(), signal.SIGKILL)
-    if _due(TERM_VAR, point, iteration):
-        os.kill(os.getpid(), signal.SIGTERM)
-
-
-def write_fault_due(point: str, iteration: int) -> bool:
-    """Whether a kill or a failed write is asked for at this point (callers then write partial data first)."""
-    return _due(KILL_VAR, point, iteration) or _due(FAIL_VAR, point, iteration)
-
-
-def write_fault(point: str, iteration: int, path: object) -> None:
-    """Called halfway through a write: kill the process or fail the write as the variables ask."""
-    kill_point(point, iteration)
-    if _due(FAIL_VAR, point, iteration):
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
 
 class _NaNGradient(torch.autograd.Function):
@@ -63,14 +41,45 @@ class _NaNGradient(torch.autograd.Function):
         return torch.full_like(grad, float("nan"))
 
 
-def poison_step(out: StepOutput, iteration: int) -> StepOutput:
-    """Apply METALEARN_TEST_NAN_AT to this iteration's step: its loss, or the gradient it leads to
-    (through the loss, or in the gradients already computed, as batching=threads hands them over)."""
-    if _due(NAN_VAR, "loss", iteration):
-        out.loss = out.loss * float("nan")
-    elif _due(NAN_VAR, "grad", iteration):
-        if out.grads is None:
-            out.loss = _NaNGradient.apply(out.loss)
-        else:
-            out.grads = [None if g is None else torch.full_like(g, float("nan")) for g in out.grads]
-    return out
+@dataclass(frozen=True)
+class Faults:
+    """The faults asked for, each as "POINT:N" (or None); the trainer calls these hooks at each point."""
+
+    kill: str | None = None
+    term: str | None = None
+    fail: str | None = None
+    nan: str | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> "Faults":
+        return cls(*(environ.get(v) or None for v in (KILL_VAR, TERM_VAR, FAIL_VAR, NAN_VAR)))
+
+    def point(self, point: str, iteration: int) -> None:
+        """SIGKILL (or SIGTERM) this process if a kill (or SIGTERM) is asked for at this point and iteration."""
+        here = f"{point}:{iteration}"
+        if self.kill == here:
+            os.kill(os.getpid(), signal.SIGKILL)
+        if self.term == here:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    def write_due(self, point: str, iteration: int) -> bool:
+        """Whether a kill or a failed write is asked for at this point (writers then write partial data first)."""
+        return f"{point}:{iteration}" in (self.kill, self.fail)
+
+    def mid_write(self, point: str, iteration: int, path: object) -> None:
+        """Called halfway through a write: kill the process or fail the write as asked."""
+        self.point(point, iteration)
+        if self.fail == f"{point}:{iteration}":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    def step(self, out: StepOutput, iteration: int) -> StepOutput:
+        """Poison this iteration's step if asked: its loss, or the gradient it leads to (through the loss, or
+        in the gradients already computed, as batching=threads hands them over)."""
+        if self.nan == f"loss:{iteration}":
+            out.loss = out.loss * float("nan")
+        elif self.nan == f"grad:{iteration}":
+            if out.grads is None:
+                out.loss = _NaNGradient.apply(out.loss)
+            else:
+                out.grads = [None if g is None else torch.full_like(g, float("nan")) for g in out.grads]
+        return out

@@ -17,6 +17,7 @@ from typing import Any
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
+from metalearn.config.compat import upgrade_saved_config
 from metalearn.errors import CheckpointError, ConfigError
 from metalearn.training.checkpoint import load_checkpoint
 
@@ -112,10 +113,10 @@ def resumed_config(
     Returns (config, choices). Raises ConfigError naming every key the command changes.
     """
     if checkpoint is not None:
-        saved = OmegaConf.create(checkpoint["config"])
+        saved = upgrade_saved_config(OmegaConf.create(checkpoint["config"]))
         saved_choices = dict(checkpoint.get("choices", {}))
     elif (run_dir / ".hydra" / "config.yaml").is_file():
-        saved = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+        saved = upgrade_saved_config(OmegaConf.load(run_dir / ".hydra" / "config.yaml"))
         saved_choices = _saved_choices(run_dir)
     else:  # nothing was ever started here: a plain new run
         return cfg, choices

@@ -19,11 +19,11 @@ from typing import Any, Callable
 import torch
 from tqdm.auto import tqdm
 
-from metalearn.algorithms.base import MetaLearner
-from metalearn.errors import CheckpointError, ConfigError, MetalearnError
-from metalearn.io import append_jsonl
+from metalearn.algorithms.base import MetaLearner, StepOutput
+from metalearn.errors import CheckpointError, MetalearnError
+from metalearn.files import append_jsonl
 from metalearn.sampling.sampler import EpisodeSampler
-from metalearn.training import faults, interrupt
+from metalearn.training import interrupt
 from metalearn.training.checkpoint import (
     load_checkpoint,
     load_state_checked,
@@ -33,6 +33,7 @@ from metalearn.training.checkpoint import (
     set_rng_state,
 )
 from metalearn.training.evaluator import evaluate
+from metalearn.training.faults import Faults
 from metalearn.training.resume import resume_command
 
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
@@ -78,7 +79,19 @@ def _all_finite(tensors: list[torch.Tensor]) -> bool:
 
 
 class Trainer:
-    """Runs `iterations` meta-updates; keeps `checkpoints/last.pt` and the best-on-validation `best.pt`."""
+    """Runs `iterations` meta-updates; keeps `checkpoints/last.pt` and the best-on-validation `best.pt`.
+
+    Args:
+        iterations (int, 1500): meta-updates.
+        optimizer (str, "adam"), lr (float, 1e-3), weight_decay (float, 0.0): the outer optimiser.
+        val_interval (int, 250), checkpoint_interval (int, 500), log_interval (int, 50): every N iterations
+            (and at the end) validate, write last.pt, write a metrics.jsonl row.
+        grad_clip (float or None, None): clip the meta-gradient's norm.
+        scheduler (str, "none"), min_lr (float, 0.0): "cosine" anneals the outer lr to min_lr.
+        progress (bool, True): a progress bar.
+        resume (bool, False): handled by metalearn.run (which checkpoint, which config).
+        faults: the test hooks (metalearn.training.faults); by default read from the environment.
+    """
 
     def __init__(
         self,
@@ -93,10 +106,8 @@ class Trainer:
         scheduler: str = "none",
         min_lr: float = 0.0,
         progress: bool = True,
-        resume: bool = False,  # handled by metalearn.run (which checkpoint, which config)
+        resume: bool = False,
     ) -> None:
-        if optimizer not in OPTIMIZERS:
-            raise ConfigError(f"trainer.optimizer={optimizer!r} is invalid: must be one of {', '.join(OPTIMIZERS)}")
         self.iterations = iterations
         self.optimizer_name, self.lr, self.weight_decay = optimizer, lr, weight_decay
         self.val_interval, self.checkpoint_interval, self.log_interval = val_interval, checkpoint_interval, log_interval
@@ -113,153 +124,192 @@ class Trainer:
         choices: dict[str, str],
         resume_from: dict[str, Any] | None = None,
         resume_path: Path | None = None,
+        faults: Faults | None = None,
     ) -> TrainSummary:
         """Train from scratch, or continue from the loaded checkpoint `resume_from` (read from `resume_path`)."""
-        run_dir = Path(run_dir)
-        ckpt_dir = run_dir / "checkpoints"
-        metrics_path = run_dir / "metrics.jsonl"
-        optimizer = OPTIMIZERS[self.optimizer_name](learner.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        scheduler = (
-            torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(self.iterations, 1), eta_min=self.min_lr)
-            if self.scheduler_name == "cosine"
-            else None
-        )
-        metric = "accuracy" if learner.task == "classification" else "mse"
-        better = (lambda a, b: a > b) if metric == "accuracy" else (lambda a, b: a < b)
-        algorithm = type(learner).__name__
-        state = _Progress()
+        run = _Run(self, learner, sampler, Path(run_dir), config_yaml, choices, faults or Faults.from_env())
         if resume_from is not None:
-            state = self._restore(
-                resume_from, resume_path or ckpt_dir / "last.pt", learner, optimizer, scheduler, sampler
-            )
-            self._adopt_later_best(ckpt_dir / "best.pt", state)
-        _truncate_metrics(metrics_path, state.metrics_bytes, state.metrics_rows)
-        start = time.perf_counter() - state.elapsed_s
-        last_saved = state.iteration if resume_from is not None else -1
-
-        def checkpoint(name: str) -> None:
-            state.elapsed_s = time.perf_counter() - start
-            path = ckpt_dir / name
-            try:
-                save_checkpoint(
-                    path,
-                    fault_point="checkpoint" if name == "last.pt" else "best",
-                    config=config_yaml,
-                    choices=choices,
-                    learner=learner.state_dict(),
-                    optimizer=optimizer.state_dict(),
-                    sampler=sampler.state_dict(),
-                    rng=rng_state(),
-                    scheduler=scheduler.state_dict() if scheduler is not None else None,
-                    iteration=state.iteration,
-                    best_val=state.best_val,
-                    best_iteration=state.best_iteration,
-                    metrics_bytes=state.metrics_bytes,
-                    metrics_rows=state.metrics_rows,
-                    window={k: list(v) for k, v in state.window.items()},
-                    elapsed_s=state.elapsed_s,
-                )
-            except OSError as exc:
-                raise self._write_error(path, exc, state.iteration, run_dir, last_saved) from None
-
-        def append_row(row: dict[str, Any]) -> None:
-            try:
-                if faults.write_fault_due("metrics", state.iteration):
-                    with open(metrics_path, "a", encoding="utf-8") as handle:  # half a row, as a crash mid-write leaves
-                        handle.write(json.dumps(row)[:10])
-                    faults.write_fault("metrics", state.iteration, metrics_path)
-                append_jsonl(row, metrics_path)
-            except OSError as exc:
-                raise self._write_error(metrics_path, exc, state.iteration, run_dir, last_saved) from None
-            state.metrics_bytes = metrics_path.stat().st_size
-            state.metrics_rows += 1
-
-        if resume_path is not None and Path(resume_path).resolve() != (ckpt_dir / "last.pt").resolve():
-            checkpoint("last.pt")  # resumed from another checkpoint (best.pt): last.pt must not be from a later state
+            run.restore(resume_from, resume_path or run.ckpt_dir / "last.pt")
+        _truncate_metrics(run.metrics_path, run.state.metrics_bytes, run.state.metrics_rows)
+        run.start = time.perf_counter() - run.state.elapsed_s
+        if resume_path is not None and Path(resume_path).resolve() != (run.ckpt_dir / "last.pt").resolve():
+            run.save("last.pt")  # resumed from another checkpoint (best.pt): last.pt must not be from a later state
         learner.train()
         bar = tqdm(
-            total=self.iterations, initial=state.iteration, desc="meta-train", unit="it", disable=not self.progress
+            total=self.iterations, initial=run.state.iteration, desc="meta-train", unit="it", disable=not self.progress
         )
         with interrupt.deferred():
-            for iteration in range(state.iteration + 1, self.iterations + 1):
-                state.iteration = iteration
-                batch = sampler.train_batch()
-                learner.set_progress(iteration, self.iterations)
-                out = learner.meta_loss(batch)
-                out = faults.poison_step(out, iteration)
-                if not torch.isfinite(out.loss):
-                    raise self._diverged(
-                        f"the {algorithm} loss is {float(out.loss.detach())}", iteration, ckpt_dir, last_saved
-                    )
-                learner.outer_update(out, optimizer, self.grad_clip)
-                grads = [p.grad for p in learner.parameters() if p.grad is not None]
-                if not _all_finite(grads + [p.detach() for p in learner.parameters()]):  # one device sync
-                    what = (
-                        "gradient is NaN or infinite" if not _all_finite(grads) else "parameter became NaN or infinite"
-                    )
-                    raise self._diverged(f"a {algorithm} {what}", iteration, ckpt_dir, last_saved)
-                if scheduler is not None:
-                    scheduler.step()
-                for key, value in out.metrics.items():
-                    state.window.setdefault(key, []).append(value)
+            for iteration in range(run.state.iteration + 1, self.iterations + 1):
+                run.step(iteration)
                 bar.update(1)
-                faults.kill_point("iteration", iteration)
-
-                row: dict[str, Any] = {}
-                improved = False
-                if iteration % self.log_interval == 0 or iteration == self.iterations:
-                    row.update({f"train_{k}": sum(v) / len(v) for k, v in state.window.items()})
-                    state.window.clear()
-                    bar.set_postfix({k: f"{v:.3f}" for k, v in row.items()})
-                if iteration % self.val_interval == 0 or iteration == self.iterations:
-                    val = evaluate(learner, sampler, "val", progress=False)
-                    faults.kill_point("validation", iteration)
-                    row[f"val_{metric}"] = val.mean
-                    row[f"val_{metric}_ci95"] = val.ci95
-                    if state.best_val is None or better(val.mean, state.best_val):
-                        state.best_val, state.best_iteration, improved = val.mean, iteration, True
+                row = run.iteration_row(iteration, bar)
                 if row:
-                    append_row({"iteration": iteration, **row, "elapsed_s": round(time.perf_counter() - start, 3)})
-                if improved:
-                    checkpoint("best.pt")
-                if iteration % self.checkpoint_interval == 0 or iteration == self.iterations:
-                    checkpoint("last.pt")
-                    last_saved = iteration
+                    run.log(row)
+                if run.improved:
+                    run.save("best.pt")
+                if self.due(self.checkpoint_interval, iteration):
+                    run.save("last.pt")
                 signum = interrupt.pending()
                 if signum is not None:
-                    if last_saved != iteration:
-                        checkpoint("last.pt")
+                    if run.last_saved != iteration:
+                        run.save("last.pt")
                     bar.close()
                     raise interrupt.Interrupted(
                         signum,
-                        f"stopped after iteration {iteration} of {self.iterations}; saved {ckpt_dir / 'last.pt'}",
+                        f"stopped after iteration {iteration} of {self.iterations}; saved {run.ckpt_dir / 'last.pt'}",
                     )
         bar.close()
         if self.iterations == 0 and resume_from is None:  # nothing trained: the initial model is both last and best
-            checkpoint("best.pt")
-            checkpoint("last.pt")
-        return TrainSummary(self.iterations, state.best_iteration, state.best_val, metric)
+            run.save("best.pt")
+            run.save("last.pt")
+        return TrainSummary(self.iterations, run.state.best_iteration, run.state.best_val, run.metric)
+
+    def due(self, interval: int, iteration: int) -> bool:
+        """Whether something done every `interval` iterations (and at the end) is due at `iteration`."""
+        return iteration % interval == 0 or iteration == self.iterations
+
+
+class _Run:
+    """One call of Trainer.fit: the learner, its optimiser, the files it writes and the loop's state."""
+
+    def __init__(
+        self,
+        trainer: Trainer,
+        learner: MetaLearner,
+        sampler: EpisodeSampler,
+        run_dir: Path,
+        config_yaml: str,
+        choices: dict[str, str],
+        faults: Faults,
+    ) -> None:
+        self.trainer, self.learner, self.sampler, self.faults = trainer, learner, sampler, faults
+        self.run_dir, self.ckpt_dir, self.metrics_path = run_dir, run_dir / "checkpoints", run_dir / "metrics.jsonl"
+        self.config_yaml, self.choices = config_yaml, choices
+        self.optimizer = OPTIMIZERS[trainer.optimizer_name](
+            learner.parameters(), lr=trainer.lr, weight_decay=trainer.weight_decay
+        )
+        self.scheduler = (
+            torch.optim.lr_scheduler.CosineAnnealingLR(
+                self.optimizer, T_max=max(trainer.iterations, 1), eta_min=trainer.min_lr
+            )
+            if trainer.scheduler_name == "cosine"
+            else None
+        )
+        self.metric = "accuracy" if learner.task == "classification" else "mse"
+        self.state = _Progress()
+        self.start = time.perf_counter()
+        self.last_saved = -1  # the iteration of the last last.pt written or resumed from
+        self.improved = False  # whether this iteration's validation beat the best so far
+
+    # --- one iteration ----------------------------------------------------------------------------
+    def step(self, iteration: int) -> None:
+        """One meta-update, refusing a non-finite loss, gradient or parameter."""
+        self.state.iteration = iteration
+        learner = self.learner
+        batch = self.sampler.train_batch()
+        learner.set_progress(iteration, self.trainer.iterations)
+        out: StepOutput = self.faults.step(learner.meta_loss(batch), iteration)
+        algorithm = type(learner).__name__
+        if not torch.isfinite(out.loss):
+            raise self._diverged(f"the {algorithm} loss is {float(out.loss.detach())}")
+        learner.outer_update(out, self.optimizer, self.trainer.grad_clip)
+        grads = [p.grad for p in learner.parameters() if p.grad is not None]
+        if not _all_finite(grads + [p.detach() for p in learner.parameters()]):  # one device sync
+            what = "gradient is NaN or infinite" if not _all_finite(grads) else "parameter became NaN or infinite"
+            raise self._diverged(f"a {algorithm} {what}")
+        if self.scheduler is not None:
+            self.scheduler.step()
+        for key, value in out.metrics.items():
+            self.state.window.setdefault(key, []).append(value)
+        self.faults.point("iteration", iteration)
+
+    def iteration_row(self, iteration: int, bar: Any) -> dict[str, Any]:
+        """The metrics row due at `iteration` (training means of the window, validation), or {}."""
+        row: dict[str, Any] = {}
+        self.improved = False
+        if self.trainer.due(self.trainer.log_interval, iteration):
+            row.update({f"train_{k}": sum(v) / len(v) for k, v in self.state.window.items()})
+            self.state.window.clear()
+            bar.set_postfix({k: f"{v:.3f}" for k, v in row.items()})
+        if self.trainer.due(self.trainer.val_interval, iteration):
+            row.update(self.validate(iteration))
+        return row
+
+    def validate(self, iteration: int) -> dict[str, float]:
+        """Score the fixed validation episodes; remember the best."""
+        val = evaluate(self.learner, self.sampler, "val", progress=False)
+        self.faults.point("validation", iteration)
+        state = self.state
+        if state.best_val is None or (
+            val.mean > state.best_val if self.metric == "accuracy" else val.mean < state.best_val
+        ):
+            state.best_val, state.best_iteration, self.improved = val.mean, iteration, True
+        return {f"val_{self.metric}": val.mean, f"val_{self.metric}_ci95": val.ci95}
+
+    # --- files ------------------------------------------------------------------------------------
+    def log(self, row: dict[str, Any]) -> None:
+        """Append one metrics.jsonl row; its position goes into the next checkpoint."""
+        state = self.state
+        row = {"iteration": state.iteration, **row, "elapsed_s": round(time.perf_counter() - self.start, 3)}
+        try:
+            if self.faults.write_due("metrics", state.iteration):
+                with open(self.metrics_path, "a", encoding="utf-8") as handle:  # half a row, as a crash leaves
+                    handle.write(json.dumps(row)[:10])
+                self.faults.mid_write("metrics", state.iteration, self.metrics_path)
+            append_jsonl(row, self.metrics_path)
+        except OSError as exc:
+            raise self._write_error(self.metrics_path, exc) from None
+        state.metrics_bytes = self.metrics_path.stat().st_size
+        state.metrics_rows += 1
+
+    def save(self, name: str) -> None:
+        """Write checkpoints/NAME (last.pt or best.pt) with the whole training state."""
+        state = self.state
+        state.elapsed_s = time.perf_counter() - self.start
+        path = self.ckpt_dir / name
+        point = "checkpoint" if name == "last.pt" else "best"
+        try:
+            save_checkpoint(
+                path,
+                midway=lambda: self.faults.mid_write(point, state.iteration, path),
+                config=self.config_yaml,
+                choices=self.choices,
+                learner=self.learner.state_dict(),
+                optimizer=self.optimizer.state_dict(),
+                sampler=self.sampler.state_dict(),
+                rng=rng_state(),
+                scheduler=self.scheduler.state_dict() if self.scheduler is not None else None,
+                iteration=state.iteration,
+                best_val=state.best_val,
+                best_iteration=state.best_iteration,
+                metrics_bytes=state.metrics_bytes,
+                metrics_rows=state.metrics_rows,
+                window={k: list(v) for k, v in state.window.items()},
+                elapsed_s=state.elapsed_s,
+            )
+        except OSError as exc:
+            raise self._write_error(path, exc) from None
+        if name == "last.pt":
+            self.last_saved = state.iteration
 
     # --- resume -----------------------------------------------------------------------------------
-    @staticmethod
-    def _restore(
-        blob: dict[str, Any], path: Path, learner: MetaLearner, optimizer: Any, scheduler: Any, sampler: Any
-    ) -> _Progress:
+    def restore(self, blob: dict[str, Any], path: Path) -> None:
+        """Load the whole training state of checkpoint `blob` (read from `path`)."""
         require(blob, path, RESUME_KEYS, "resume training")
-        load_state_checked(learner, blob["learner"], path)
+        load_state_checked(self.learner, blob["learner"], path)
         try:
-            optimizer.load_state_dict(blob["optimizer"])
-            if scheduler is not None:
+            self.optimizer.load_state_dict(blob["optimizer"])
+            if self.scheduler is not None:
                 if blob["scheduler"] is None:
                     raise ValueError("it was written without a scheduler")
-                scheduler.load_state_dict(blob["scheduler"])
-            sampler.load_state_dict(blob["sampler"])
+                self.scheduler.load_state_dict(blob["scheduler"])
+            self.sampler.load_state_dict(blob["sampler"])
             set_rng_state(blob["rng"])
         except (ValueError, KeyError, RuntimeError, TypeError) as exc:
             raise CheckpointError(
                 f"checkpoint {path} does not fit this optimizer/scheduler/sampler: {exc}".splitlines()[0]
             ) from None
-        return _Progress(
+        self.state = _Progress(
             iteration=int(blob["iteration"]),
             best_val=blob["best_val"],
             best_iteration=int(blob["best_iteration"]),
@@ -268,9 +318,10 @@ class Trainer:
             window={k: list(v) for k, v in blob["window"].items()},
             elapsed_s=float(blob["elapsed_s"]),
         )
+        self.last_saved = self.state.iteration
+        self._adopt_later_best(self.ckpt_dir / "best.pt")
 
-    @staticmethod
-    def _adopt_later_best(best_path: Path, state: _Progress) -> None:
+    def _adopt_later_best(self, best_path: Path) -> None:
         """best.pt may be newer than last.pt (validated after the last checkpoint, then killed). It is a real
         model scored on the same fixed episodes, so it stays the best to beat; a deterministic rerun reaches
         the same score at the same iteration and leaves it as it is."""
@@ -280,29 +331,31 @@ class Trainer:
             best = load_checkpoint(best_path)
         except CheckpointError:
             return  # atomic writes make this unlikely; the rerun rewrites it
-        if int(best.get("iteration", -1)) > state.iteration and best.get("best_val") is not None:
-            state.best_val, state.best_iteration = best["best_val"], int(best["iteration"])
+        if int(best.get("iteration", -1)) > self.state.iteration and best.get("best_val") is not None:
+            self.state.best_val, self.state.best_iteration = best["best_val"], int(best["iteration"])
 
     # --- errors -----------------------------------------------------------------------------------
-    @staticmethod
-    def _diverged(what: str, iteration: int, ckpt_dir: Path, last_saved: int) -> MetalearnError:
+    def _diverged(self, what: str) -> MetalearnError:
         kept = (
-            f"the last good checkpoint is {ckpt_dir / 'last.pt'} (iteration {last_saved})"
-            if last_saved >= 0
+            f"the last good checkpoint is {self.ckpt_dir / 'last.pt'} (iteration {self.last_saved})"
+            if self.last_saved >= 0
             else "no checkpoint had been written yet"
         )
         return MetalearnError(
-            f"training diverged at iteration {iteration}: {what}; {kept}. Try a lower trainer.lr or set trainer.grad_clip"
+            f"training diverged at iteration {self.state.iteration}: {what}; {kept}. "
+            "Try a lower trainer.lr or set trainer.grad_clip"
         )
 
-    @staticmethod
-    def _write_error(path: Path, exc: OSError, iteration: int, run_dir: Path, last_saved: int) -> MetalearnError:
+    def _write_error(self, path: Path, exc: OSError) -> MetalearnError:
         kept = (
-            f"checkpoints/last.pt (iteration {last_saved}) is intact; fix the cause and continue with: {resume_command(run_dir)}"
-            if last_saved >= 0
+            f"checkpoints/last.pt (iteration {self.last_saved}) is intact; fix the cause and continue with: "
+            f"{resume_command(self.run_dir)}"
+            if self.last_saved >= 0
             else "no checkpoint had been written yet"
         )
-        return CheckpointError(f"cannot write {path} at iteration {iteration}: {exc.strerror or exc}; {kept}")
+        return CheckpointError(
+            f"cannot write {path} at iteration {self.state.iteration}: {exc.strerror or exc}; {kept}"
+        )
 
 
 def _truncate_metrics(path: Path, size: int, rows: int) -> None:

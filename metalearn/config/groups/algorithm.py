@@ -1,41 +1,64 @@
-"""Schemas of the `algorithm` group."""
+"""Schemas of the `algorithm` group, and the checks of the execution keys every gradient-based learner has."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import List, Optional
 
-from metalearn.algorithms.functional import check_checkpoint_inner, resolve_batching
+from metalearn.config.options import BATCH_NORM_MODES, BATCHING, INNER_DATA, INNER_OPTIMIZERS, REPTILE_EVALUATION
 from metalearn.config.schema import Schema, at_least, one_of, positive
 from metalearn.errors import ConfigError
 
 
-# --- algorithm ----------------------------------------------------------------------------------
+def resolve_batching(batching: str, batch_norm: str = "transductive", prefix: str = "algorithm") -> str:
+    """Check `batching` against `batch_norm`; `auto` stays `auto` unless only the loop is possible."""
+    one_of(f"{prefix}.batching", batching, BATCHING)
+    if batching == "auto" and batch_norm != "transductive":
+        return "loop"
+    if batching in ("vmap", "threads") and batch_norm != "transductive":
+        raise ConfigError(
+            f"{prefix}.batching={batching} needs {prefix}.batch_norm=transductive (per-task batch statistics, no "
+            f"running statistics); set {prefix}.batch_norm=transductive or {prefix}.batching=loop"
+        )
+    return batching
+
+
+def check_execution(prefix: str, batching: str, batch_norm: str, checkpoint_inner: bool = False) -> None:
+    """The gradient-based family's execution keys: vmap and threads need per-task batch statistics, and
+    activation checkpointing of the inner loop runs on the loop and threads paths only."""
+    one_of(f"{prefix}.batch_norm", batch_norm, BATCH_NORM_MODES)
+    resolve_batching(batching, batch_norm, prefix)
+    if checkpoint_inner and batching == "vmap":
+        raise ConfigError(
+            f"{prefix}.checkpoint_inner=true needs {prefix}.batching=loop, threads or auto: torch.func transforms "
+            "do not support the saved-tensor hooks that activation checkpointing uses"
+        )
+
+
 @dataclass
 class ProtoNetConfig(Schema):
+    """Prototypical Networks (metalearn.algorithms.protonet.ProtoNet)."""
+
     _target_: str = "metalearn.algorithms.protonet.ProtoNet"
-    batch_norm: str = "running"
+    batch_norm: str = "running"  # standard BatchNorm: batch statistics in training, running averages at test
 
     def check(self, prefix: str) -> None:
-        one_of(f"{prefix}.batch_norm", self.batch_norm, ("transductive", "running"))
+        one_of(f"{prefix}.batch_norm", self.batch_norm, BATCH_NORM_MODES)
 
 
 @dataclass
 class MAMLConfig(Schema):
+    """MAML and first-order MAML (metalearn.algorithms.maml.MAML)."""
+
     _target_: str = "metalearn.algorithms.maml.MAML"
     inner_lr: float = 0.4
     inner_steps: int = 1
-    eval_inner_lr: Optional[float] = None
+    eval_inner_lr: Optional[float] = None  # None: the same as inner_lr
     eval_inner_steps: int = 3
     first_order: bool = False
-    batch_norm: str = "transductive"
-    batching: str = "auto"
-    checkpoint_inner: bool = False
-    multi_step_loss: bool = False
-    multi_step_loss_iterations: int = 0
-    per_layer_inner_lr: bool = False
-    per_step_batch_norm: bool = False
-    first_order_iterations: int = 0
+    batch_norm: str = "transductive"  # each task's own batch statistics (needed by vmap and threads)
+    batching: str = "auto"  # vmap | loop | threads | auto (metalearn.execution)
+    checkpoint_inner: bool = False  # recompute inner-step activations in backward: less memory for many steps
 
     def check(self, prefix: str) -> None:
         positive(f"{prefix}.inner_lr", self.inner_lr)
@@ -43,61 +66,64 @@ class MAMLConfig(Schema):
             positive(f"{prefix}.eval_inner_lr", self.eval_inner_lr)
         at_least(f"{prefix}.inner_steps", self.inner_steps, 1)
         at_least(f"{prefix}.eval_inner_steps", self.eval_inner_steps, 0)
+        check_execution(prefix, self.batching, self.batch_norm, self.checkpoint_inner)
+
+
+@dataclass
+class MAMLPlusPlusConfig(MAMLConfig):
+    """MAML++ (metalearn.algorithms.mamlpp.MAMLPlusPlus): MAML with the five training fixes switched on."""
+
+    _target_: str = "metalearn.algorithms.mamlpp.MAMLPlusPlus"
+    inner_lr: float = 0.1
+    inner_steps: int = 5
+    eval_inner_steps: int = 5
+    multi_step_loss: bool = True  # MSL: query loss after every step, weights annealed towards the last step
+    multi_step_loss_iterations: int = 500  # annealing length (the paper: 10 epochs of 500 iterations)
+    per_layer_inner_lr: bool = True  # LSLR: learnable inner lr per parameter tensor and step
+    per_step_batch_norm: bool = True  # BNWB: BatchNorm weight/bias per step; with batch_norm=running also BNRS
+    first_order_iterations: int = 2500  # DA: first order for iterations 1..N (the paper: 50 epochs of 500)
+
+    def check(self, prefix: str) -> None:
+        super().check(prefix)
         at_least(f"{prefix}.multi_step_loss_iterations", self.multi_step_loss_iterations, 0)
         at_least(f"{prefix}.first_order_iterations", self.first_order_iterations, 0)
-        check_batching(prefix, self.batching, self.batch_norm)
-        check_checkpoint_inner(self.checkpoint_inner, self.batching, prefix)
-
-
-def check_batching(prefix: str, batching: str, batch_norm: str) -> None:
-    """The gradient-based family's execution keys: vmap needs per-task batch statistics."""
-    one_of(f"{prefix}.batch_norm", batch_norm, ("transductive", "running"))
-    resolve_batching(batching, batch_norm, prefix)
 
 
 @dataclass
 class ANILConfig(MAMLConfig):
-    _target_: str = "metalearn.algorithms.anil.ANIL"
+    """ANIL (metalearn.algorithms.anil.ANIL): only the head adapts in the inner loop."""
 
-    def check(self, prefix: str) -> None:
-        super().check(prefix)
-        if self.per_step_batch_norm:
-            raise ConfigError(
-                f"{prefix}.per_step_batch_norm=true does not apply to anil: its inner loop adapts only the head, "
-                "so the body's BatchNorm has no inner steps"
-            )
+    _target_: str = "metalearn.algorithms.anil.ANIL"
 
 
 @dataclass
 class MetaSGDConfig(MAMLConfig):
-    _target_: str = "metalearn.algorithms.metasgd.MetaSGD"
+    """Meta-SGD (metalearn.algorithms.metasgd.MetaSGD): a learned inner lr per parameter entry."""
 
-    def check(self, prefix: str) -> None:
-        super().check(prefix)
-        if self.per_layer_inner_lr:
-            raise ConfigError(
-                f"{prefix}.per_layer_inner_lr=true does not apply to metasgd, whose rates are per parameter entry"
-            )
+    _target_: str = "metalearn.algorithms.metasgd.MetaSGD"
+    eval_inner_steps: int = 1  # the learned rates are fitted to inner_steps steps
 
 
 @dataclass
 class ReptileConfig(Schema):
+    """Reptile (metalearn.algorithms.reptile.Reptile), the paper's Omniglot settings."""
+
     _target_: str = "metalearn.algorithms.reptile.Reptile"
-    inner_optimizer: str = "adam"
+    inner_optimizer: str = "adam"  # adam | sgd
     inner_lr: float = 0.001
     inner_steps: int = 5
     adam_betas: List[float] = field(default_factory=lambda: [0.0, 0.999])
-    inner_data: str = "all"
-    eval_inner_lr: Optional[float] = None
+    inner_data: str = "all"  # all: fit the task's support and query images in meta-training | support
+    eval_inner_lr: Optional[float] = None  # None: the same as inner_lr
     eval_inner_steps: int = 50
-    outer_lr: float = 1.0
+    outer_lr: float = 1.0  # epsilon at the first iteration, annealed linearly to outer_lr_final
     outer_lr_final: float = 0.0
-    evaluation: str = "transductive"
+    evaluation: str = "transductive"  # transductive | non_transductive (each query image alone with the support)
     batch_norm: str = "transductive"
     batching: str = "auto"
 
     def check(self, prefix: str) -> None:
-        one_of(f"{prefix}.inner_optimizer", self.inner_optimizer, ("sgd", "adam"))
+        one_of(f"{prefix}.inner_optimizer", self.inner_optimizer, INNER_OPTIMIZERS)
         positive(f"{prefix}.inner_lr", self.inner_lr)
         if self.eval_inner_lr is not None:
             positive(f"{prefix}.eval_inner_lr", self.eval_inner_lr)
@@ -105,8 +131,8 @@ class ReptileConfig(Schema):
         at_least(f"{prefix}.eval_inner_steps", self.eval_inner_steps, 0)
         if len(self.adam_betas) != 2 or not all(0 <= b < 1 for b in self.adam_betas):
             raise ConfigError(f"{prefix}.adam_betas={list(self.adam_betas)} is invalid: must be two numbers in [0, 1)")
-        one_of(f"{prefix}.inner_data", self.inner_data, ("all", "support"))
+        one_of(f"{prefix}.inner_data", self.inner_data, INNER_DATA)
         positive(f"{prefix}.outer_lr", self.outer_lr)
         at_least(f"{prefix}.outer_lr_final", self.outer_lr_final, 0)
-        one_of(f"{prefix}.evaluation", self.evaluation, ("transductive", "non_transductive"))
-        check_batching(prefix, self.batching, self.batch_norm)
+        one_of(f"{prefix}.evaluation", self.evaluation, REPTILE_EVALUATION)
+        check_execution(prefix, self.batching, self.batch_norm)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import List, Optional
 
+from metalearn.config.options import CHARACTER_AUGMENTS, OMNIGLOT_SPLITS
 from metalearn.config.schema import Schema, at_least, one_of
 from metalearn.errors import ConfigError
 
@@ -18,9 +19,9 @@ class GlyphsConfig(Schema):
     test_classes: int = 400
     images_per_class: int = 20
     image_size: int = 28
-    jitter: float = 0.09
-    seed: int = 0
-    cache_dir: Optional[str] = None
+    jitter: float = 0.09  # standard deviation of the per-drawing stroke point jitter (unit square)
+    seed: int = 0  # the data's own seed, independent of the run seed
+    cache_dir: Optional[str] = None  # None: $METALEARN_CACHE or ~/.cache/metalearn
 
     def check(self, prefix: str) -> None:
         for key in ("train_classes", "val_classes", "test_classes", "images_per_class"):
@@ -49,22 +50,23 @@ class SinusoidConfig(Schema):
 @dataclass
 class OmniglotConfig(Schema):
     _target_: str = "metalearn.data.omniglot.load_omniglot"
-    root: Optional[str] = None
-    split: str = "vinyals"
-    image_size: int = 28
-    rotations: List[int] = field(default_factory=lambda: [0, 90, 180, 270])
-    val_alphabets: Optional[int] = None
-    split_seed: int = 0
-    augment: str = "none"
-    download: bool = False
-    cache_dir: Optional[str] = None
+    root: Optional[str] = None  # folder holding images_background.zip etc.; None: $METALEARN_CACHE/omniglot
+    split: str = "vinyals"  # vinyals (1028/172/423 characters), lake, minimal1, minimal2
+    image_size: int = 28  # 28, 84 or 105 (the originals)
+    rotations: List[int] = field(default_factory=lambda: [0, 90, 180, 270])  # each rotation is a class; [0]: none
+    val_alphabets: Optional[int] = None  # lake / minimal*: training alphabets held out for validation (None: 5 / 1)
+    split_seed: int = 0  # which alphabets are held out (lake / minimal*)
+    augment: str = "none"  # none, or affine: a small random affine per training image
+    download: bool = False  # fetch missing zips from the Omniglot repository and check their md5
+    cache_dir: Optional[str] = None  # decoded images are cached here; None: $METALEARN_CACHE or ~/.cache/metalearn
 
     def check(self, prefix: str) -> None:
-        one_of(f"{prefix}.split", self.split, ("vinyals", "lake", "minimal1", "minimal2"))
-        one_of(f"{prefix}.augment", self.augment, ("none", "affine"))
+        one_of(f"{prefix}.split", self.split, OMNIGLOT_SPLITS)
+        one_of(f"{prefix}.augment", self.augment, CHARACTER_AUGMENTS)
         if not 8 <= self.image_size <= 105:
             raise ConfigError(
-                f"{prefix}.image_size={self.image_size} is invalid: must be between 8 and 105 (28, 84 and 105 are usual)"
+                f"{prefix}.image_size={self.image_size} is invalid: must be between 8 and 105 (28, 84 and 105 "
+                "are usual)"
             )
         if (
             not self.rotations
@@ -72,12 +74,14 @@ class OmniglotConfig(Schema):
             or not set(self.rotations) <= {0, 90, 180, 270}
         ):
             raise ConfigError(
-                f"{prefix}.rotations={list(self.rotations)} is invalid: a list of distinct angles from [0, 90, 180, 270], e.g. [0] for none"
+                f"{prefix}.rotations={list(self.rotations)} is invalid: a list of distinct angles from [0, 90, "
+                "180, 270], e.g. [0] for none"
             )
         if self.val_alphabets is not None:
             at_least(f"{prefix}.val_alphabets", self.val_alphabets, 1)
             if self.split == "vinyals":
                 raise ConfigError(
-                    f"{prefix}.val_alphabets={self.val_alphabets} does not apply to {prefix}.split=vinyals, whose validation "
+                    f"{prefix}.val_alphabets={self.val_alphabets} does not apply to {prefix}.split=vinyals, "
+                    "whose validation "
                     f"alphabets are fixed; use it with split=lake, minimal1 or minimal2, or remove it"
                 )

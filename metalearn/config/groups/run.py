@@ -5,18 +5,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+from metalearn.config.options import DEVICE_NAMES, EVAL_PROTOCOLS, MODES, OPTIMIZERS, SCHEDULERS
 from metalearn.config.schema import Schema, at_least, one_of, positive
-from metalearn.device import DEVICE_NAMES
 from metalearn.errors import ConfigError
 
 
 # --- device and trainer -------------------------------------------------------------------------
 @dataclass
 class DeviceConfig(Schema):
-    name: str = "auto"
-    index: Optional[int] = None
-    deterministic: bool = False
-    reuse_memory: bool = True
+    """Where a run computes (metalearn.device)."""
+
+    name: str = "auto"  # auto (cuda, then mps, then cpu) | cpu | cuda | mps
+    index: Optional[int] = None  # which CUDA device; None for the current one
+    deterministic: bool = False  # torch deterministic algorithms (slower; bitwise-reproducible runs)
+    reuse_memory: bool = True  # keep freed memory for reuse (glibc malloc settings): fewer page faults on the CPU
 
     def check(self, prefix: str) -> None:
         one_of(f"{prefix}.name", self.name, DEVICE_NAMES)
@@ -24,30 +26,32 @@ class DeviceConfig(Schema):
 
 @dataclass
 class TrainerConfig(Schema):
+    """The meta-training loop (metalearn.training.trainer.Trainer)."""
+
     _target_: str = "metalearn.training.trainer.Trainer"
-    iterations: int = 1500
-    optimizer: str = "adam"
+    iterations: int = 1500  # meta-updates
+    optimizer: str = "adam"  # adam | sgd
     lr: float = 1e-3
     weight_decay: float = 0.0
-    val_interval: int = 250
-    checkpoint_interval: int = 500
-    log_interval: int = 50
-    grad_clip: Optional[float] = None
-    scheduler: str = "none"
+    val_interval: int = 250  # validate on the fixed validation episodes every N iterations (and at the end)
+    checkpoint_interval: int = 500  # write checkpoints/last.pt every N iterations (and at the end)
+    log_interval: int = 50  # one metrics.jsonl row every N iterations
+    grad_clip: Optional[float] = None  # max gradient norm, or None
+    scheduler: str = "none"  # none | cosine (cosine annealing of the outer learning rate to min_lr)
     min_lr: float = 0.0
-    progress: bool = True
-    resume: bool = False
+    progress: bool = True  # tqdm progress bars
+    resume: bool = False  # continue the run in hydra.run.dir from its checkpoints/last.pt
 
     def check(self, prefix: str) -> None:
         at_least(f"{prefix}.iterations", self.iterations, 0)
-        one_of(f"{prefix}.optimizer", self.optimizer, ("adam", "sgd"))
+        one_of(f"{prefix}.optimizer", self.optimizer, OPTIMIZERS)
         positive(f"{prefix}.lr", self.lr)
         at_least(f"{prefix}.weight_decay", self.weight_decay, 0)
         for key in ("val_interval", "checkpoint_interval", "log_interval"):
             at_least(f"{prefix}.{key}", getattr(self, key), 1)
         if self.grad_clip is not None:
             positive(f"{prefix}.grad_clip", self.grad_clip)
-        one_of(f"{prefix}.scheduler", self.scheduler, ("none", "cosine"))
+        one_of(f"{prefix}.scheduler", self.scheduler, SCHEDULERS)
         at_least(f"{prefix}.min_lr", self.min_lr, 0)
 
 
@@ -59,7 +63,7 @@ class EvalConfig(Schema):
     runs_dir: Optional[str] = None
 
     def check(self, prefix: str) -> None:
-        one_of(f"{prefix}.protocol", self.protocol, ("episodes", "omniglot_runs"))
+        one_of(f"{prefix}.protocol", self.protocol, EVAL_PROTOCOLS)
         if self.protocol == "omniglot_runs" and not self.runs_dir:
             raise ConfigError(
                 f"{prefix}.protocol=omniglot_runs needs {prefix}.runs_dir=DIR: the folder holding run01..run20 "
@@ -75,4 +79,4 @@ class TopLevel(Schema):
     resume: Optional[str] = None
 
     def check(self, prefix: str) -> None:
-        one_of("mode", self.mode, ("train", "eval"))
+        one_of("mode", self.mode, MODES)

@@ -11,15 +11,15 @@ from metalearn.config.schema import Schema, at_least
 @dataclass
 class EpisodicSamplerConfig(Schema):
     _target_: str = "metalearn.sampling.sampler.EpisodeSampler"
-    n_way: int = 5
+    n_way: int = 5  # for regression data k_shot / q_query are support / query points per task
     k_shot: int = 1
-    q_query: int = 15
-    tasks_per_batch: int = 1
-    val_episodes: int = 100
-    test_episodes: int = 600
-    eval_batch_size: int = 50
-    seed: int = 0
-    eval_seed: int = 0
+    q_query: int = 15  # query images per class (15 is the standard evaluation protocol)
+    tasks_per_batch: int = 1  # tasks per meta-batch
+    val_episodes: int = 100  # fixed validation episodes, used to keep the best checkpoint
+    test_episodes: int = 600  # fixed test episodes
+    eval_batch_size: int = 50  # episodes drawn at once during evaluation (memory only, not results)
+    seed: int = 0  # the training episode stream (the YAML sets it to the run's seed)
+    eval_seed: int = 0  # the fixed validation / test episodes: the same for every run
 
     def check(self, prefix: str) -> None:
         at_least(f"{prefix}.n_way", self.n_way, 2)

@@ -1,0 +1,36 @@
+"""The names a config may choose from, kept here at the bottom of the package.
+
+Why here: the schemas check values against these names, and the modules that act on them (the
+execution paths, Conv4, the augmentations, the trainer) read them from here, so a name is written once
+and no schema has to import the module that uses it.
+"""
+
+# algorithm.batching: how the tasks of a meta-batch are run (metalearn/execution)
+BATCHING = ("vmap", "loop", "threads", "auto")
+# algorithm.batch_norm: each task's own batch statistics, or standard running statistics
+BATCH_NORM_MODES = ("transductive", "running")
+# algorithm.evaluation (Reptile): the query set in one batch, or each query image alone with the support set
+REPTILE_EVALUATION = ("transductive", "non_transductive")
+# algorithm.inner_optimizer (Reptile)
+INNER_OPTIMIZERS = ("sgd", "adam")
+# algorithm.inner_data (Reptile): what the inner loop fits in meta-training
+INNER_DATA = ("all", "support")
+# model.memory_format (Conv4)
+MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
+# dataset.augment: natural images, and Omniglot's characters
+NATURAL_AUGMENTS = ("none", "standard")
+CHARACTER_AUGMENTS = ("none", "affine")
+# dataset.split (Omniglot)
+OMNIGLOT_SPLITS = ("vinyals", "lake", "minimal1", "minimal2")
+# dataset.source (mini-ImageNet)
+MINI_IMAGENET_SOURCES = ("auto", "pickle", "csv")
+# dataset.channels (folder)
+FOLDER_CHANNELS = ("auto", "1", "3")
+# device.name
+DEVICE_NAMES = ("auto", "cpu", "cuda", "mps")
+# trainer.optimizer and trainer.scheduler
+OPTIMIZERS = ("adam", "sgd")
+SCHEDULERS = ("none", "cosine")
+# mode and eval.protocol
+MODES = ("train", "eval")
+EVAL_PROTOCOLS = ("episodes", "omniglot_runs")
