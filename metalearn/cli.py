@@ -1,9 +1,18 @@
-"""The `metalearn` command (and `python -m metalearn`): a Hydra app over conf/.
+"""The `metalearn` command (and `python -m metalearn`): two Hydra apps over conf/, one to train and one to
+evaluate a checkpoint (`mode=eval`).
 
-Every failure ends in one `Error: ...` line on stderr and a non-zero exit, never a traceback (set
-HYDRA_FULL_ERROR=1 for one): our own errors (exit 2), Hydra's composition errors (exit 2), file-system
-errors and, as a last resort, unexpected ones (exit 1). SIGINT / SIGTERM stop training at a safe point
-with a checkpoint and the command that resumes (exit 130 / 143).
+The command line is read, never rewritten. Before Hydra starts, `main` composes the config once with
+Hydra's public compose API, so that a mistake in it (bad syntax, an unknown option or key, an unwritable
+output directory) ends in one `Error: ...` line and exit code 2 before anything is written; with
+`mode=eval` it first registers the checkpoint's saved config in Hydra's ConfigStore, where conf/eval.yaml
+picks it up, so `algorithm.eval_inner_steps=10` reaches the checkpoint's own algorithm. `resume=RUN` runs
+in RUN and keeps its .hydra/ files: conf/app.yaml derives hydra.run.dir and hydra.output_subdir from
+`resume` and `trainer.resume` through the resolvers registered here.
+
+Inside a run every failure ends in one `Error: ...` line on stderr and a non-zero exit, never a traceback
+(set HYDRA_FULL_ERROR=1 for one): our own errors (exit 2), file-system errors and, as a last resort,
+unexpected ones (exit 1). SIGINT / SIGTERM stop training at a safe point with a checkpoint and the
+command that resumes (exit 130 / 143).
 """
 
 from __future__ import annotations
@@ -17,12 +26,15 @@ from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from metalearn.errors import MetalearnError
 
-# A resumed run keeps its original .hydra/ (config, overrides); the resuming command's go beside them.
-_RESUME_SUBDIR = ".hydra/resume-{stamp}"
+# Hydra's flags that take a value (the next word), so that the words after them are not read as overrides
+_VALUE_FLAGS = {"--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd", "--cfg", "-c", "--package", "-p"}
+_INFO_VALUES = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
+# flags after which Hydra only prints something: no run, nothing to check
+_PRINT_ONLY = {"--help", "-h", "--hydra-help", "--info", "-i", "--shell-completion", "-sc", "--version"}
 
 
 def config_dir() -> Path:
@@ -41,24 +53,125 @@ def config_dir() -> Path:
     raise RuntimeError(f"metalearn's configs are missing: looked in {here.parent / 'conf'} and {here / 'conf'}")
 
 
+# --- reading the command line ------------------------------------------------------------------------
+def _split_argv(argv: list[str]) -> tuple[dict[str, str | None], list[str]]:
+    """Hydra's flags (with their values) and the overrides, as `metalearn ARGV` passes them to Hydra."""
+    flags: dict[str, str | None] = {}
+    overrides: list[str] = []
+    words = iter(argv)
+    for word in words:
+        if not word.startswith("-"):
+            overrides.append(word)
+            continue
+        name, eq, value = word.partition("=")
+        if eq:
+            flags[name] = value
+        elif name in _VALUE_FLAGS:
+            flags[name] = next(words, None)
+        else:
+            flags[name] = None
+    if "--info" in flags or "-i" in flags:  # its optional value was read as an override
+        if overrides and overrides[0] in _INFO_VALUES:
+            overrides.pop(0)
+    return flags, overrides
+
+
+def _last_values(overrides: list[str]) -> dict[str, str]:
+    """key -> the value the command line gives it (the last one wins, as in Hydra), for plain `key=value`."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    values = {}
+    for override in OverridesParser.create().parse_overrides(overrides):
+        if not override.is_delete() and not override.is_sweep_override():
+            values[override.key_or_group.lstrip("+")] = str(override.value())
+    return values
+
+
+def _truthy(value: Any) -> bool:
+    """A boolean the way the schemas read one ("true", "yes", "1", True ...); anything else is false here,
+    and the schema reports values that are not booleans at all."""
+    from metalearn.config.schema import parse_bool
+
+    try:
+        return parse_bool(value)
+    except MetalearnError:
+        return False
+
+
+# --- resolvers of conf/app.yaml: where a resumed run writes ------------------------------------------------
+def _run_dir(resume: Any, default: str) -> str:
+    """hydra.run.dir: the run directory of `resume=PATH` (PATH, or RUN for RUN/checkpoints/NAME.pt), else `default`."""
+    if resume in (None, "", "null"):
+        return default
+    from metalearn.training.resume import run_dir_of
+
+    return str(run_dir_of(str(resume)))
+
+
+def _output_subdir(resume: Any, trainer_resume: Any) -> str:
+    """hydra.output_subdir: a resumed run keeps its original .hydra/; the resuming command's files go beside them."""
+    if resume in (None, "", "null") and not _truthy(trainer_resume):
+        return ".hydra"
+    return f".hydra/resume-{datetime.now().strftime('%Y-%m-%d_%H-%M-%S')}"
+
+
+def _register_resolvers() -> None:
+    for name, function in (("metalearn.run_dir", _run_dir), ("metalearn.output_subdir", _output_subdir)):
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, function, use_cache=True)
+
+
+# --- composing a run's config ----------------------------------------------------------------------------
+def prepare(overrides: list[str]) -> str:
+    """The primary config for OVERRIDES: "config", or "eval" with mode=eval, after registering the checkpoint's
+    saved config (as `checkpoint_config`) in Hydra's ConfigStore. Raises MetalearnError for a checkpoint that
+    cannot be read; Hydra's OverrideParseException for malformed overrides."""
+    _register_resolvers()
+    values = _last_values(overrides)
+    checkpoint = values.get("checkpoint")
+    if values.get("mode") != "eval" or checkpoint in (None, "", "null"):
+        return "config"  # without a checkpoint, validation says what mode=eval needs
+    from hydra.core.config_store import ConfigStore
+
+    from metalearn.config.compat import upgrade_saved_config
+    from metalearn.training.checkpoint import load_checkpoint
+
+    saved = upgrade_saved_config(OmegaConf.create(load_checkpoint(checkpoint)["config"]))
+    ConfigStore.instance().store(name="checkpoint_config", node=saved)
+    return "eval"
+
+
 def compose_config(overrides: list[str]) -> tuple[DictConfig, dict[str, str]]:
-    """The config `metalearn OVERRIDES` would run (without Hydra's own node), and its group choices.
+    """The config `metalearn OVERRIDES` runs (without Hydra's own node), and its group choices.
 
     For scripts, notebooks and tests that build metalearn's components without the command line.
     """
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
     from omegaconf import open_dict
 
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = compose("config", overrides=list(overrides), return_hydra_config=True)
+    cfg = _compose(overrides, prepare(overrides))
     choices = {k: v for k, v in cfg.hydra.runtime.choices.items() if not k.startswith("hydra")}
     with open_dict(cfg):
         del cfg["hydra"]
     return cfg, choices
 
 
+def _compose(overrides: list[str], config_name: str, config_dirs: tuple[str, ...] = ()) -> DictConfig:
+    """Hydra's compose API over conf/ (and the folders of --config-dir), Hydra's own node included."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    extra = (
+        [f"hydra.searchpath=[{','.join(f'file://{Path(d).resolve()}' for d in config_dirs)}]"] if config_dirs else []
+    )
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+            return compose(config_name, overrides=[*overrides, *extra], return_hydra_config=True)
+    finally:
+        GlobalHydra.instance().clear()
+
+
+# --- the two apps ------------------------------------------------------------------------------------------
 def _full_errors() -> bool:
     return os.environ.get("HYDRA_FULL_ERROR") == "1"
 
@@ -68,8 +181,8 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
-@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
-def _app(cfg: DictConfig) -> None:
+def _job(cfg: DictConfig) -> None:
+    """One run inside Hydra's job: errors become one line and an exit code."""
     from metalearn.run import run  # imported here so --help stays fast
     from metalearn.training.interrupt import Interrupted, handle_signals
     from metalearn.training.resume import resume_command
@@ -112,6 +225,18 @@ def _app(cfg: DictConfig) -> None:
         )
 
 
+@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
+def train_app(cfg: DictConfig) -> None:
+    """`metalearn ...`: meta-train, then test the best checkpoint."""
+    _job(cfg)
+
+
+@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="eval")
+def eval_app(cfg: DictConfig) -> None:
+    """`metalearn mode=eval checkpoint=PATH ...`: score a checkpoint, composed from its own saved config."""
+    _job(cfg)
+
+
 # --- Hydra's own errors (bad override syntax, unknown group option, unknown key), as one line ------------
 def _hydra_message(exc: BaseException) -> str:
     from hydra.errors import MissingConfigException, OverrideParseException
@@ -128,6 +253,9 @@ def _hydra_message(exc: BaseException) -> str:
     if found:  # `+experiment=NAME`: the group is in the defaults list already
         group, option = found.groups()
         return f"{group} is chosen in the defaults list already: write {group}={option} (without the +)"
+    found = re.search(r"Could not append to config\. An item is already at '([^']+)'", text)
+    if found:
+        return f"{found.group(1)} is a key already: set it with {found.group(1)}=VALUE (without the +)"
     found = re.search(r"Could not override '([^']+)'", text)
     if found:
         cause = str(exc.__cause__ or "").splitlines()
@@ -139,103 +267,58 @@ def _hydra_message(exc: BaseException) -> str:
     return "; ".join(lines) or type(exc).__name__
 
 
-def _run_and_report(original: Any) -> Any:
-    def wrapped(func: Any) -> Any:
-        from hydra.errors import CompactHydraException
-
-        def guarded() -> Any:
-            try:
-                return func()
-            except CompactHydraException as exc:
-                if _full_errors():
-                    raise
-                _fail(_hydra_message(exc), 2)  # SystemExit passes through Hydra's `except Exception`
-            except OSError as exc:  # Hydra creating the run directory or writing .hydra/
-                if _full_errors():
-                    raise
-                _fail(
-                    f"cannot write to the output directory {exc.filename}: {exc.strerror or exc}; "
-                    "choose another with hydra.run.dir=PATH",
-                    2,
-                )
-
-        return original(guarded)  # anything else: Hydra's own report
-
-    return wrapped
+def _check_output_dir(path: Path) -> None:
+    """Refuse an output directory that cannot be created or written, before Hydra creates it."""
+    existing = path
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    problem = None
+    if not existing.is_dir():
+        problem = os.strerror(20)  # ENOTDIR: "Not a directory"
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        problem = os.strerror(13)  # EACCES: "Permission denied"
+    if problem:
+        raise MetalearnError(
+            f"cannot write to the output directory {path}: {problem}; choose another with hydra.run.dir=PATH"
+        )
 
 
-def _compact_hydra_errors() -> None:
-    """Route Hydra's composition errors through `_hydra_message` (guarded: a newer Hydra keeps its own)."""
-    try:
-        from hydra._internal import utils as hydra_utils
-    except ImportError:  # pragma: no cover
-        return
-    original = getattr(hydra_utils, "run_and_report", None)
-    if original is not None and not getattr(original, "_metalearn", False):
-        wrapped = _run_and_report(original)
-        wrapped._metalearn = True  # type: ignore[attr-defined]
-        hydra_utils.run_and_report = wrapped
+def _check_before_running(flags: dict[str, str | None], overrides: list[str], config_name: str) -> None:
+    """Compose the config as Hydra will (the first value of each sweep in a multirun) and check the run's
+    output directory: what Hydra would report as a multi-line trace is one line here, before anything runs."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
 
-
-# --- resume: run in the stopped run's directory, keep its .hydra/ --------------------------------------
-def _arg_value(argv: list[str], key: str) -> str | None:
-    """The value of `key=VALUE` (or `+key=` / `++key=`) on the command line, if given."""
-    for arg in argv:
-        found = re.fullmatch(rf"\+{{0,2}}{re.escape(key)}=(.*)", arg)
-        if found:
-            return found.group(1).strip("'\"")
-    return None
-
-
-def _resume_argv(argv: list[str]) -> list[str]:
-    """`resume=PATH` runs in PATH's run directory; any resume keeps the run's original .hydra/ files."""
-    from metalearn.training.resume import run_dir_of
-
-    resume, trainer_resume = _arg_value(argv, "resume"), _arg_value(argv, "trainer.resume")
-    if not (resume not in (None, "", "null") or (trainer_resume or "").lower() == "true"):
-        return argv
-    extra = []
-    if resume not in (None, "", "null") and _arg_value(argv, "hydra.run.dir") is None:
-        assert resume is not None
-        if not Path(resume).expanduser().exists():
-            _fail(f"resume={resume}: no such file or directory; give the run directory of the run to continue", 2)
-        try:
-            extra.append(f"hydra.run.dir={run_dir_of(resume)}")
-        except MetalearnError as exc:
-            _fail(str(exc), 2)
-    if _arg_value(argv, "hydra.output_subdir") is None:
-        extra.append(f"hydra.output_subdir={_RESUME_SUBDIR.format(stamp=datetime.now().strftime('%Y-%m-%d_%H-%M-%S'))}")
-    return argv + extra
-
-
-# --- mode=eval: compose with the checkpoint's own options, so their keys can be overridden ---------------
-def _eval_argv(argv: list[str]) -> list[str]:
-    """Add `group=<the checkpoint's option>` for each saved group the command does not name.
-
-    Why: Hydra composes the default options first (algorithm=protonet), where MAML's keys do not exist, so
-    `mode=eval checkpoint=P algorithm.eval_inner_steps=10` would fail as an unknown key. An unreadable
-    checkpoint adds nothing here; the run then reports it.
-    """
-    from metalearn.run import SAVED_GROUPS
-    from metalearn.training.checkpoint import load_checkpoint
-
-    checkpoint = _arg_value(argv, "checkpoint")
-    if _arg_value(argv, "mode") != "eval" or checkpoint in (None, "", "null"):
-        return argv
-    try:
-        choices = dict(load_checkpoint(checkpoint).get("choices", {}))
-    except MetalearnError:
-        return argv
-    named = {re.sub(r"^[+~]{1,2}", "", arg).split("=")[0] for arg in argv}
-    named |= {arg[1:].split(".")[0] for arg in argv if re.match(r"\+[^+]", arg)}  # `+group.KEY=V` adds to the defaults
-    return argv + [f"{group}={choices[group]}" for group in SAVED_GROUPS if group in choices and group not in named]
+    multirun = "-m" in flags or "--multirun" in flags
+    if multirun:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+        overrides = [
+            o.input_line if not o.is_sweep_override() else f"{o.get_key_element()}={next(o.sweep_string_iterator())}"
+            for o in parsed
+        ]
+    dirs = tuple(d for d in (flags.get("--config-dir"), flags.get("-cd")) if d)
+    cfg = _compose(overrides, config_name, dirs)
+    if not multirun:
+        _check_output_dir(Path(str(OmegaConf.select(cfg, "hydra.run.dir"))))
 
 
 def main() -> None:
-    _compact_hydra_errors()
-    sys.argv = [sys.argv[0], *_eval_argv(_resume_argv(sys.argv[1:]))]
+    argv = sys.argv[1:]
+    flags, overrides = _split_argv(argv)
     try:
-        _app()
+        config_name = prepare(overrides)
+        if not _PRINT_ONLY & set(flags) and "--config-name" not in flags and "-cn" not in flags:
+            _check_before_running(flags, overrides, config_name)
+    except Exception as exc:
+        from hydra.errors import HydraException
+        from omegaconf.errors import OmegaConfBaseException
+
+        if _full_errors() or not isinstance(exc, (HydraException, OmegaConfBaseException, MetalearnError)):
+            raise
+        message = str(exc) if isinstance(exc, MetalearnError) else _hydra_message(exc)
+        _fail(message, 2)
+    app = eval_app if config_name == "eval" else train_app
+    try:
+        app()
     except KeyboardInterrupt:  # Ctrl-C before the run's own handlers are in place (start-up, composition)
         if _full_errors():
             raise

@@ -1,20 +1,24 @@
-"""One run: validate the config, build data -> sampler -> model -> learner, train and/or evaluate, write outputs."""
+"""One run: validate the config, build data -> sampler -> model -> learner, then train and test (`train`) or
+score a checkpoint (`evaluate_checkpoint`), and write results.json."""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
+from metalearn.algorithms.base import MetaLearner
 from metalearn.build import build
 from metalearn.config import validate_config
-from metalearn.config.compat import upgrade_saved_config
 from metalearn.device import resolve_device, reuse_freed_memory
 from metalearn.errors import ConfigError, MetalearnError
 from metalearn.files import atomic_write_json
+from metalearn.sampling.sampler import EpisodeSampler
 from metalearn.seeding import seed_everything
 from metalearn.training.checkpoint import load_checkpoint, load_state_checked
 from metalearn.training.evaluator import evaluate
@@ -24,34 +28,75 @@ from metalearn.training.resume import find_resume_source, resumed_config
 SAVED_GROUPS = ("dataset", "sampler", "algorithm", "model")
 
 
-def eval_config(cfg: DictConfig, overrides: list[str], saved_yaml: str, saved_choices: dict[str, str]) -> DictConfig:
-    """The checkpoint's config, with this command's device/trainer and its explicit key overrides on top.
+@dataclass
+class Components:
+    """What a run builds from its config, in this order: the device, data, sampler and learner."""
 
-    Naming a saved group's option is allowed only when it is the checkpoint's own (the command line adds
-    those itself, see cli._eval_argv, so that `algorithm.eval_inner_steps=10` reaches MAML's keys); any
-    other option is refused.
-    """
-    saved = upgrade_saved_config(OmegaConf.create(saved_yaml))
-    merged = OmegaConf.merge(
-        saved,
-        {"device": cfg.device, "trainer": cfg.trainer, "eval": cfg.eval, "mode": "eval", "checkpoint": cfg.checkpoint},
+    device: torch.device
+    data: Any
+    sampler: EpisodeSampler
+    learner: MetaLearner
+
+
+def run(cfg: DictConfig, run_dir: Path, overrides: list[str], choices: dict[str, str]) -> dict[str, Any]:
+    """Execute one run in `run_dir` (mode=train or mode=eval) and return what was written to results.json."""
+    entry = evaluate_checkpoint if cfg.get("mode") == "eval" else train
+    return entry(cfg, Path(run_dir), overrides, choices)
+
+
+def train(cfg: DictConfig, run_dir: Path, overrides: list[str], choices: dict[str, str]) -> dict[str, Any]:
+    """Meta-train (from scratch, or resuming a stopped run in `run_dir`), then test the best checkpoint."""
+    started = time.perf_counter()
+    validate_config(cfg)
+    resume_path, resume_blob = None, None
+    resuming = bool(cfg.trainer.get("resume") or cfg.get("resume"))
+    if resuming:
+        resume_path, resume_blob = find_resume_source(cfg, run_dir)
+        cfg, choices = resumed_config(cfg, overrides, choices, run_dir, resume_blob, resume_path or run_dir)
+        validate_config(cfg)
+    _prepare_dir(run_dir, resuming)
+    parts = _build(cfg)
+    fit = build(cfg.trainer).fit(
+        parts.learner,
+        parts.sampler,
+        run_dir,
+        OmegaConf.to_yaml(cfg, resolve=True),
+        choices,
+        resume_from=resume_blob,
+        resume_path=resume_path,
     )
+    summary = {
+        "iterations": fit.iterations,
+        "best_iteration": fit.best_iteration,
+        f"best_val_{fit.metric}": fit.best_val,
+    }
+    return _test(cfg, parts, run_dir / "checkpoints" / "best.pt", run_dir, choices, summary, started)
+
+
+def evaluate_checkpoint(
+    cfg: DictConfig, run_dir: Path, overrides: list[str], choices: dict[str, str]
+) -> dict[str, Any]:
+    """Score `cfg.checkpoint`. `cfg` is the checkpoint's own config with this command's settings on top
+    (metalearn.cli.prepare); naming a saved group's option other than the checkpoint's is refused."""
+    started = time.perf_counter()
+    if not cfg.get("checkpoint"):
+        validate_config(cfg)  # which says what mode=eval needs
+    checkpoint = load_checkpoint(cfg.checkpoint)
+    saved_choices = dict(checkpoint.get("choices", {}))
     for override in OverridesParser.create().parse_overrides(overrides):
         key = override.key_or_group
-        if key in SAVED_GROUPS:
-            if override.value() != saved_choices.get(key):
-                raise ConfigError(
-                    f"mode=eval takes {key} from the checkpoint; remove {key}={override.value()} "
-                    f"(the checkpoint's is {key}={saved_choices.get(key)}; its keys can still be overridden, as "
-                    f"{key}.KEY=VALUE)"
-                )
-            continue
-        if key.split(".")[0] in SAVED_GROUPS or key == "seed":
-            OmegaConf.update(merged, key, override.value(), force_add=False)
-    return merged  # type: ignore[return-value]
+        if key in SAVED_GROUPS and override.value() != saved_choices.get(key):
+            raise ConfigError(
+                f"mode=eval takes {key} from the checkpoint; remove {key}={override.value()} (the checkpoint's is "
+                f"{key}={saved_choices.get(key)}; its keys can still be overridden, as {key}.KEY=VALUE)"
+            )
+    validate_config(cfg)
+    choices = {**choices, **{k: v for k, v in saved_choices.items() if k in SAVED_GROUPS}}
+    _prepare_dir(run_dir, resuming=False)
+    return _test(cfg, _build(cfg), Path(cfg.checkpoint), run_dir, choices, {}, started, checkpoint)
 
 
-def _prepare_dir(run_dir: Path, mode: str, resuming: bool = False) -> None:
+def _prepare_dir(run_dir: Path, resuming: bool) -> None:
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         probe = run_dir / ".write-test"
@@ -74,33 +119,8 @@ def _prepare_dir(run_dir: Path, mode: str, resuming: bool = False) -> None:
         )
 
 
-def describe(result: Any, sampler: Any, split: str = "test") -> str:
-    """The one summary line, e.g. `test accuracy 96.81% ± 0.31 (600 episodes, 5-way 1-shot)`."""
-    shots = f"{sampler.n_way}-way {sampler.k_shot}-shot" if sampler.classification else f"{sampler.k_shot}-shot"
-    return f"{split} {result.metric} {result.describe()} ({result.episodes} episodes, {shots})"
-
-
-def run(cfg: DictConfig, run_dir: Path, overrides: list[str], choices: dict[str, str]) -> dict[str, Any]:
-    """Execute one run in `run_dir` and return what was written to results.json."""
-    started = time.perf_counter()
-    validate_config(cfg, skip=SAVED_GROUPS if cfg.get("mode") == "eval" else ())
-    checkpoint = None
-    if cfg.mode == "eval":
-        checkpoint = load_checkpoint(cfg.checkpoint)
-        cfg = eval_config(cfg, overrides, checkpoint["config"], dict(checkpoint.get("choices", {})))
-        validate_config(cfg)
-        choices = {**choices, **{k: v for k, v in checkpoint.get("choices", {}).items() if k in SAVED_GROUPS}}
-    resume_path, resume_blob, resuming = (
-        None,
-        None,
-        cfg.mode == "train" and bool(cfg.trainer.get("resume") or cfg.get("resume")),
-    )
-    if resuming:
-        resume_path, resume_blob = find_resume_source(cfg, Path(run_dir))
-        cfg, choices = resumed_config(cfg, overrides, choices, Path(run_dir), resume_blob, resume_path or Path(run_dir))
-        validate_config(cfg)
-    _prepare_dir(run_dir, cfg.mode, resuming)
-
+def _build(cfg: DictConfig) -> Components:
+    """Seed everything, then build the device, data, sampler, backbone and learner from the config."""
     seed_everything(cfg.seed, cfg.device.deterministic)
     device = resolve_device(cfg.device.name, cfg.device.index)
     if cfg.device.reuse_memory:
@@ -109,32 +129,35 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str], choices: dict[str,
     sampler = build(cfg.sampler, data=data).to(device)
     backbone = build(cfg.model, input_shape=data.input_shape)
     learner = build(cfg.algorithm, backbone=backbone, task=data.task, n_way=cfg.sampler.n_way).to(device)
-    trainer = build(cfg.trainer)
+    return Components(device, data, sampler, learner)
 
-    summary: dict[str, Any] = {}
-    if cfg.mode == "train":
-        config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
-        fit = trainer.fit(
-            learner, sampler, run_dir, config_yaml, choices, resume_from=resume_blob, resume_path=resume_path
-        )
-        checkpoint_path = run_dir / "checkpoints" / "best.pt"
-        checkpoint = load_checkpoint(checkpoint_path)
-        summary = {
-            "iterations": fit.iterations,
-            "best_iteration": fit.best_iteration,
-            f"best_val_{fit.metric}": fit.best_val,
-        }
-    else:
-        checkpoint_path = Path(cfg.checkpoint)
-    assert checkpoint is not None
-    load_state_checked(learner, checkpoint.get("learner"), checkpoint_path)
 
+def describe(result: Any, sampler: Any, split: str = "test") -> str:
+    """The one summary line, e.g. `test accuracy 96.81% ± 0.31 (600 episodes, 5-way 1-shot)`."""
+    shots = f"{sampler.n_way}-way {sampler.k_shot}-shot" if sampler.classification else f"{sampler.k_shot}-shot"
+    return f"{split} {result.metric} {result.describe()} ({result.episodes} episodes, {shots})"
+
+
+def _test(
+    cfg: DictConfig,
+    parts: Components,
+    checkpoint_path: Path,
+    run_dir: Path,
+    choices: dict[str, str],
+    summary: dict[str, Any],
+    started: float,
+    checkpoint: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Load the checkpoint into the learner, score it by `eval.protocol`, write and print the results."""
+    checkpoint = checkpoint if checkpoint is not None else load_checkpoint(checkpoint_path)
+    load_state_checked(parts.learner, checkpoint.get("learner"), checkpoint_path)
     if cfg.eval.protocol == "omniglot_runs":
         from metalearn.evaluation.omniglot_runs import evaluate_runs
 
-        scored = evaluate_runs(cfg, data, device, checkpoint["learner"], checkpoint_path)
+        scored = evaluate_runs(cfg, parts.data, parts.device, checkpoint["learner"], checkpoint_path)
     else:
-        result = evaluate(learner, sampler, "test", progress=bool(cfg.trainer.progress))
+        sampler = parts.sampler
+        result = evaluate(parts.learner, sampler, "test", progress=bool(cfg.trainer.progress))
         scored = {
             "metric": result.metric,
             "mean": result.mean,
@@ -152,7 +175,7 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str], choices: dict[str,
         "algorithm": choices.get("algorithm"),
         "dataset": choices.get("dataset"),
         "model": choices.get("model"),
-        "device": str(device),
+        "device": str(parts.device),
         "seed": cfg.seed,
         "checkpoint": str(checkpoint_path),
         **summary,

@@ -9,7 +9,11 @@ entry: its keys are checked against its `config_schema` (a dataclass) if it has 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
+
+from omegaconf import OmegaConf
+from omegaconf.errors import ValidationError
 
 from metalearn.errors import ConfigError
 
@@ -34,3 +38,16 @@ class Schema:
 
     def check(self, prefix: str) -> None:  # noqa: D401 - overridden where values have limits
         return None
+
+
+@dataclass
+class _Flag:
+    value: bool = False
+
+
+def parse_bool(value: Any, key: str = "value") -> bool:
+    """A boolean as the schemas read one (True, "true", "yes", "on", 1, ...); ConfigError for anything else."""
+    try:
+        return bool(OmegaConf.merge(OmegaConf.structured(_Flag), {"value": value}).value)
+    except ValidationError:
+        raise ConfigError(f"{key}={value!r} is invalid: expected bool") from None

@@ -163,16 +163,19 @@ def test_eval_mode_reaches_the_checkpoints_algorithm_keys(tmp_path):
     ckpt = f"checkpoint={tmp_path / 'train' / 'checkpoints' / 'best.pt'}"
     for name, extra in (
         ("same", ["algorithm=maml"]),
-        ("plus", ["+algorithm.eval_inner_steps=3"]),
+        ("set", ["algorithm.eval_inner_steps=3"]),
         ("zero", ["algorithm=maml", "algorithm.eval_inner_steps=0"]),
         ("bare", ["algorithm.eval_inner_steps=0"]),
     ):
         result = run_cli("mode=eval", ckpt, *extra, "trainer.progress=false", f"hydra.run.dir={tmp_path / name}")
         assert result.returncode == 0, result.stderr
-    mean = {
-        n: json.loads((tmp_path / n / "results.json").read_text())["mean"] for n in ("same", "plus", "zero", "bare")
-    }
+    mean = {n: json.loads((tmp_path / n / "results.json").read_text())["mean"] for n in ("same", "set", "zero", "bare")}
     trained = json.loads((tmp_path / "train" / "results.json").read_text())["mean"]
-    assert mean["same"] == mean["plus"] == trained  # 3 steps is the trained config's own eval_inner_steps
+    assert mean["same"] == mean["set"] == trained  # 3 steps is the trained config's own eval_inner_steps
     assert mean["zero"] != trained  # no adaptation: the key reached the learner
     assert mean["bare"] == mean["zero"]  # without naming algorithm=maml: composed with the checkpoint's options
+    added = run_cli("mode=eval", ckpt, "+algorithm.eval_inner_steps=3", f"hydra.run.dir={tmp_path / 'plus'}")
+    assert added.returncode == 2 and added.stderr.strip() == (
+        "Error: algorithm.eval_inner_steps is a key already: "
+        "set it with algorithm.eval_inner_steps=VALUE (without the +)"
+    )
