@@ -128,6 +128,15 @@ def prepare(overrides: list[str]) -> str:
     cannot be read; Hydra's OverrideParseException for malformed overrides."""
     _register_resolvers()
     values = _last_values(overrides)
+    resume = values.get("resume")
+    if resume not in (None, "", "null"):
+        from metalearn.training.resume import run_dir_of
+
+        if not Path(resume).expanduser().exists():
+            raise MetalearnError(
+                f"resume={resume}: no such file or directory; give the run directory of the run to continue"
+            )
+        run_dir_of(resume)  # a path that names no run directory is refused here, in one line
     checkpoint = values.get("checkpoint")
     if values.get("mode") != "eval" or checkpoint in (None, "", "null"):
         return "config"  # without a checkpoint, validation says what mode=eval needs
@@ -314,7 +323,8 @@ def main() -> None:
 
         if _full_errors() or not isinstance(exc, (HydraException, OmegaConfBaseException, MetalearnError)):
             raise
-        message = str(exc) if isinstance(exc, MetalearnError) else _hydra_message(exc)
+        cause = exc.__cause__ if isinstance(exc.__cause__, MetalearnError) else exc  # raised inside a resolver
+        message = str(cause) if isinstance(cause, MetalearnError) else _hydra_message(exc)
         _fail(message, 2)
     app = eval_app if config_name == "eval" else train_app
     try:

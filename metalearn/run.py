@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from metalearn.algorithms.base import MetaLearner
 from metalearn.build import build
 from metalearn.config import validate_config
+from metalearn.config.schema import parse_bool
 from metalearn.device import resolve_device, reuse_freed_memory
 from metalearn.errors import ConfigError, MetalearnError
 from metalearn.files import atomic_write_json
@@ -49,7 +50,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], choices: dict[st
     started = time.perf_counter()
     validate_config(cfg)
     resume_path, resume_blob = None, None
-    resuming = bool(cfg.trainer.get("resume") or cfg.get("resume"))
+    resuming = parse_bool(cfg.trainer.get("resume", False), "trainer.resume") or bool(cfg.get("resume"))
     if resuming:
         resume_path, resume_blob = find_resume_source(cfg, run_dir)
         cfg, choices = resumed_config(cfg, overrides, choices, run_dir, resume_blob, resume_path or run_dir)

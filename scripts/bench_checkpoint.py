@@ -15,7 +15,7 @@ import torch
 from metalearn.algorithms.protonet import ProtoNet
 from metalearn.models.conv4 import Conv4
 from metalearn.training.checkpoint import load_checkpoint, rng_state, save_checkpoint
-from metalearn.training.trainer import _all_finite
+from metalearn.training.trainer import all_finite
 
 
 def best_of(fn, repeats: int = 5) -> float:
@@ -49,7 +49,7 @@ def main() -> None:
         read = best_of(lambda: load_checkpoint(path))
         size = path.stat().st_size
     tensors = [p.grad for p in learner.parameters()] + [p.detach() for p in learner.parameters()]
-    check = best_of(lambda: _all_finite(tensors), repeats=50)
+    check = best_of(lambda: all_finite(tensors), repeats=50)
     step = best_of(lambda: (learner.backbone(episode_x).sum().backward(), optimizer.step()), repeats=5)
     print(f"checkpoint {size / 1e6:.2f} MB: write (fsync + rename) {write * 1e3:.1f} ms, load {read * 1e3:.1f} ms")
     print(

@@ -17,9 +17,13 @@ from metalearn.errors import DataError
 
 @dataclass
 class ClassStore:
-    """Images of one split grouped by class.
+    """Images of one split grouped by class, held in memory: an episode is drawn by tensor indexing.
 
-    images: uint8 [N, C, H, W]; the images of class c are images[class_offsets[c]:class_offsets[c+1]].
+    Args:
+        images: uint8 [N, C, H, W] ([N, T, C, H, W] for clips); the images of class c are
+            images[class_offsets[c]:class_offsets[c + 1]].
+        class_offsets: long [num_classes + 1], starting at 0 and ending at N.
+        class_names: num_classes names, for messages and splits.
     """
 
     images: Tensor

@@ -15,7 +15,19 @@ from metalearn.episode import EpisodeBatch
 
 @dataclass
 class SinusoidTasks:
-    """An endless task source; every split draws from the same task distribution."""
+    """An endless source of sinusoid regression tasks; every split draws from the same task distribution.
+
+    Args:
+        amplitude_min, amplitude_max (float, 0.1, 5.0): A ~ U[min, max].
+        phase_min, phase_max (float, 0, pi): phase ~ U[min, max].
+        x_min, x_max (float, -5.0, 5.0): x ~ U[min, max].
+
+    Shapes: sample(n_tasks, k_shot, q_query) gives an EpisodeBatch with x [n_tasks, k_shot, 1] and
+    y [n_tasks, k_shot, 1] for support (q_query for query).
+
+    References:
+        Finn, Abbeel & Levine, "Model-Agnostic Meta-Learning for Fast Adaptation of Deep Networks", ICML 2017.
+    """
 
     amplitude_min: float = 0.1
     amplitude_max: float = 5.0

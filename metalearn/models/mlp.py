@@ -10,6 +10,15 @@ from torch import nn
 
 
 class MLP(nn.Module):
+    """Fully connected layers with ReLU; the features are the last hidden layer's activations.
+
+    Args:
+        input_shape: the shape of one input, from the data (flattened first): (1,) for sinusoid.
+        hidden_sizes (list of int, [40, 40]): the widths of the hidden layers (Finn et al. 2017, section 5.1).
+
+    Shapes: inputs [N, *input_shape] -> features [N, out_features], out_features = hidden_sizes[-1].
+    """
+
     def __init__(self, input_shape: Sequence[int], hidden_sizes: Sequence[int] = (40, 40)) -> None:
         super().__init__()
         layers: list[nn.Module] = [nn.Flatten()]

@@ -33,7 +33,20 @@ def draw_class_indices(store: ClassStore, n_tasks: int, n_way: int, n_per_class:
 
 
 class EpisodeSampler:
-    """Draws N-way K-shot episodes (or regression tasks) and moves them to the run's device."""
+    """Draws N-way K-shot episodes (or regression tasks) and moves them to the run's device.
+
+    Args:
+        data: a SplitData of ClassStores (classification) or a task source with `sample` (regression).
+        n_way (int, 5), k_shot (int, 1), q_query (int, 15): classes per episode, support and query images
+            per class (for regression: support and query points per task).
+        tasks_per_batch (int, 1): episodes per meta-batch.
+        val_episodes (int, 100), test_episodes (int, 600): the fixed validation and test episodes.
+        eval_batch_size (int, 50): episodes drawn at once in evaluation (memory only, not results).
+        seed (int, 0): the training episode stream; eval_seed (int, 0): the fixed episodes, the same in every run.
+
+    Shapes: an EpisodeBatch of B episodes holds support_x [B, n_way * k_shot, C, H, W] in [0, 1], support_y
+    [B, n_way * k_shot] (labels 0..n_way-1), query_x [B, n_way * q_query, C, H, W] and query_y.
+    """
 
     def __init__(
         self,

@@ -74,7 +74,8 @@ class _Progress:
     elapsed_s: float = 0.0
 
 
-def _all_finite(tensors: list[torch.Tensor]) -> bool:
+def all_finite(tensors: list[torch.Tensor]) -> bool:
+    """Whether every entry of every tensor is finite, with one device sync."""
     return not tensors or bool(torch.stack([t.isfinite().all() for t in tensors]).all())
 
 
@@ -214,8 +215,8 @@ class _Run:
             raise self._diverged(f"the {algorithm} loss is {float(out.loss.detach())}")
         learner.outer_update(out, self.optimizer, self.trainer.grad_clip)
         grads = [p.grad for p in learner.parameters() if p.grad is not None]
-        if not _all_finite(grads + [p.detach() for p in learner.parameters()]):  # one device sync
-            what = "gradient is NaN or infinite" if not _all_finite(grads) else "parameter became NaN or infinite"
+        if not all_finite(grads + [p.detach() for p in learner.parameters()]):  # one device sync
+            what = "gradient is NaN or infinite" if not all_finite(grads) else "parameter became NaN or infinite"
             raise self._diverged(f"a {algorithm} {what}")
         if self.scheduler is not None:
             self.scheduler.step()

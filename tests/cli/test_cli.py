@@ -179,3 +179,13 @@ def test_eval_mode_reaches_the_checkpoints_algorithm_keys(tmp_path):
         "Error: algorithm.eval_inner_steps is a key already: "
         "set it with algorithm.eval_inner_steps=VALUE (without the +)"
     )
+
+
+def test_debug_smoke_preset_runs_any_setup_briefly(tmp_path):
+    data = [o for o in TINY if not o.startswith(("sampler.", "trainer."))]
+    result = run_cli(*data, "debug=smoke", "algorithm=fomaml", f"hydra.run.dir={tmp_path / 'run'}")
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in rows] == [5, 10] and all("val_accuracy" in r for r in rows)
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert (results["iterations"], results["episodes"], results["algorithm"]) == (10, 20, "fomaml")
