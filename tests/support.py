@@ -72,6 +72,18 @@ def run_inprocess(run_dir: Path, *overrides: str) -> dict[str, Any]:
         torch.set_num_threads(threads)
 
 
+class Identity(torch.nn.Module):
+    """A parameter-free backbone whose features are its inputs, [N, out_features]: with a learner's linear head
+    the whole model is f(x) = W x + b, whose meta-gradients and logits can be worked out by hand."""
+
+    def __init__(self, out_features: int = 1) -> None:
+        super().__init__()
+        self.out_features = out_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
 def tiny_glyphs(train: int = 40, val: int = 10, test: int = 10) -> SplitData:
     return load_glyphs(train_classes=train, val_classes=val, test_classes=test)
 

@@ -25,15 +25,7 @@ from metalearn.models.conv4 import Conv4
 from metalearn.models.mlp import MLP
 from metalearn.sampling.sampler import EpisodeSampler
 from metalearn.training.evaluator import evaluate
-
-
-class Identity(nn.Module):
-    """A parameter-free backbone: the learner's head is then the whole model, f(x) = w x + b."""
-
-    out_features = 1
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x
+from tests.support import Identity
 
 
 def image_batch(tasks: int = 3, seed: int = 0) -> EpisodeBatch:

@@ -14,19 +14,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch import nn
 
 from metalearn.algorithms.maml import MAML
 from metalearn.episode import EpisodeBatch
+from tests.support import Identity
 
 W, B, XS, YS, XQ, YQ, A = 0.5, -0.3, 1.5, 2.0, -1.0, 0.7, 0.1
-
-
-class Identity(nn.Module):
-    out_features = 1
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x
 
 
 def meta_gradient(first_order: bool) -> tuple[float, float]:

@@ -6,19 +6,10 @@ import math
 
 import pytest
 import torch
-from torch import nn
 
 from metalearn.algorithms.protonet import ProtoNet, prototypes
 from metalearn.episode import Episode, EpisodeBatch
-
-
-class Points(nn.Module):
-    """The identity on 2-D points: embeddings are the inputs themselves."""
-
-    out_features = 2
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x
+from tests.support import Identity
 
 
 def episode() -> Episode:
@@ -39,7 +30,7 @@ def test_prototypes_are_class_means():
 def test_logits_are_negative_squared_distances_to_the_prototypes():
     # query (1, 1): |(0, 1)|^2 = 1 to prototype 0, |(1, -2)|^2 = 5 to prototype 1
     # query (0, 4): |(-1, 4)|^2 = 17 and |(0, 1)|^2 = 1
-    learner = ProtoNet(Points(), "classification", n_way=2)
+    learner = ProtoNet(Identity(2), "classification", n_way=2)
     expected = torch.tensor([[-1.0, -5.0], [-17.0, -1.0]], dtype=torch.float64)
     torch.testing.assert_close(learner.predict(episode()), expected, rtol=0, atol=0)
     batch = EpisodeBatch.of(episode())
@@ -48,7 +39,7 @@ def test_logits_are_negative_squared_distances_to_the_prototypes():
 
 def test_meta_loss_is_the_mean_query_cross_entropy():
     # cross-entropy of logits (-1, -5) for class 0: log(1 + e^-4); of (-17, -1) for class 1: log(1 + e^-16)
-    learner = ProtoNet(Points(), "classification", n_way=2)
+    learner = ProtoNet(Identity(2), "classification", n_way=2)
     out = learner.meta_loss(EpisodeBatch.of(episode()))
     expected = (math.log1p(math.exp(-4)) + math.log1p(math.exp(-16))) / 2
     assert float(out.loss) == pytest.approx(expected, rel=1e-12)
