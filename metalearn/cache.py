@@ -8,10 +8,16 @@ import os
 from pathlib import Path
 from typing import Any, Optional
 
+from metalearn.errors import ConfigError
+
 
 def default_cache_dir() -> Path:
-    """$METALEARN_CACHE if set, else ~/.cache/metalearn."""
-    return Path(os.environ.get("METALEARN_CACHE", Path.home() / ".cache" / "metalearn")).expanduser()
+    """$METALEARN_CACHE if set, else ~/.cache/metalearn. An empty $METALEARN_CACHE is refused: it would mean the
+    current folder."""
+    value = os.environ.get("METALEARN_CACHE")
+    if value is not None and not value.strip():
+        raise ConfigError("METALEARN_CACHE is set but empty; unset it (for ~/.cache/metalearn) or give a folder")
+    return Path(value or Path.home() / ".cache" / "metalearn").expanduser()
 
 
 def cache_file(cache_dir: Optional[str], prefix: str, settings: dict[str, Any]) -> Path:

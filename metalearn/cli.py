@@ -99,13 +99,31 @@ def _truthy(value: Any) -> bool:
 
 
 # --- resolvers of conf/app.yaml: where a resumed run writes ------------------------------------------------
-def _run_dir(resume: Any, default: str) -> str:
-    """hydra.run.dir: the run directory of `resume=PATH` (PATH, or RUN for RUN/checkpoints/NAME.pt), else `default`."""
-    if resume in (None, "", "null"):
-        return default
-    from metalearn.training.resume import run_dir_of
+_CHOSEN: dict[str, str] = {}  # the default run directory this process took (Hydra composes twice: same answer)
 
-    return str(run_dir_of(str(resume)))
+
+def _run_dir(resume: Any, default: str) -> str:
+    """hydra.run.dir: the run directory of `resume=PATH` (PATH, or RUN for RUN/checkpoints/NAME.pt); else `default`
+    (outputs/DATE/TIME), or DEFAULT-1, DEFAULT-2, ... when another run took it in the same second: the folder is
+    claimed here (metalearn.files.claim), so two runs never share it."""
+    if resume not in (None, "", "null"):
+        from metalearn.training.resume import run_dir_of
+
+        return str(run_dir_of(str(resume)))
+    if "run_dir" in _CHOSEN:
+        return _CHOSEN["run_dir"]
+    from metalearn.files import claim
+
+    for n in range(1000):
+        candidate = default if n == 0 else f"{default}-{n}"
+        try:
+            taken = claim(Path(candidate))
+        except OSError:  # not creatable: the check before running says why
+            return candidate
+        if taken:
+            _CHOSEN["run_dir"] = candidate
+            return candidate
+    raise MetalearnError(f"{default} and 999 folders beside it are in use; choose another with hydra.run.dir=PATH")
 
 
 def _output_subdir(resume: Any, trainer_resume: Any) -> str:
@@ -306,11 +324,47 @@ def _check_before_running(flags: dict[str, str | None], overrides: list[str], co
         ]
     dirs = tuple(d for d in (flags.get("--config-dir"), flags.get("-cd")) if d)
     cfg = _compose(overrides, config_name, dirs)
-    if not multirun:
-        _check_output_dir(Path(str(OmegaConf.select(cfg, "hydra.run.dir"))))
+    if not multirun and not {"--cfg", "-c"} & set(flags):  # --cfg only prints the config
+        _take_run_dir(cfg)
+
+
+def _is_run(folder: Path) -> bool:
+    """Whether `folder` is a metalearn run directory."""
+    return any((folder / name).exists() for name in ("metrics.jsonl", "results.json", ".hydra"))
+
+
+def _take_run_dir(cfg: DictConfig) -> None:
+    """Make the run's directory this process's before Hydra writes anything into it: writable, holding no other
+    run's outputs (unless resuming it), and claimed exclusively (metalearn.files.claim) for as long as we run."""
+    from metalearn.files import claim, claim_holder
+    from metalearn.run import check_run_dir
+
+    text = str(OmegaConf.select(cfg, "hydra.run.dir") or "").strip()
+    if not text:
+        raise MetalearnError("hydra.run.dir is empty; give the folder the run writes into, or leave the default")
+    run_dir = Path(text)
+    inside = next((p for p in run_dir.resolve().parents if p.name == "checkpoints" and _is_run(p.parent)), None)
+    if inside is not None:
+        raise MetalearnError(
+            f"hydra.run.dir={run_dir} is inside the checkpoints/ of the run in {inside.parent}; choose a folder "
+            "outside any run"
+        )
+    _check_output_dir(run_dir)
+    resuming = cfg.get("mode") == "train" and (
+        cfg.get("resume") not in (None, "", "null") or _truthy(cfg.trainer.get("resume"))
+    )
+    check_run_dir(run_dir, resuming)
+    if not claim(run_dir):
+        holder = claim_holder(run_dir)
+        who = f"process {holder}" if holder and holder > 0 else "a process on another machine"
+        raise MetalearnError(
+            f"{run_dir} is in use by another metalearn run ({who}); wait for it to end or choose another "
+            "hydra.run.dir=PATH"
+        )
 
 
 def main() -> None:
+    _CHOSEN.clear()
     argv = sys.argv[1:]
     flags, overrides = _split_argv(argv)
     try:

@@ -107,11 +107,16 @@ def _prepare_dir(run_dir: Path, resuming: bool) -> None:
         raise MetalearnError(
             f"cannot write to the output directory {run_dir}: {exc.strerror}; choose another with hydra.run.dir=PATH"
         ) from None
+    check_run_dir(run_dir, resuming)
+
+
+def check_run_dir(run_dir: Path, resuming: bool) -> None:
+    """Refuse a run directory that is not this run's to write: a new run never writes over another run's outputs,
+    mode=eval never writes into a training run's directory, and a finished run is not resumed. Reads only."""
     if resuming:
         if (run_dir / "results.json").exists():
             raise MetalearnError(f"the run in {run_dir} has already finished (see its results.json); nothing to resume")
         return
-    # A new run never writes over another run's outputs; mode=eval never writes into a training run's directory.
     clashes = ("metrics.jsonl", "results.json", "checkpoints")
     if any((run_dir / name).exists() for name in clashes):
         raise MetalearnError(

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from metalearn.algorithms.base import MetaLearner, StepOutput
 from metalearn.errors import CheckpointError, MetalearnError
-from metalearn.files import append_jsonl
+from metalearn.files import append_jsonl, remove_stale_temporaries
 from metalearn.sampling.sampler import EpisodeSampler
 from metalearn.training import interrupt
 from metalearn.training.checkpoint import (
@@ -130,6 +130,7 @@ class Trainer:
         """Train from scratch, or continue from the loaded checkpoint `resume_from` (read from `resume_path`)."""
         run = _Run(self, learner, sampler, Path(run_dir), config_yaml, choices, faults or Faults.from_env())
         if resume_from is not None:
+            remove_stale_temporaries(run.ckpt_dir)  # the run directory is ours: a .tmp is from a killed write
             run.restore(resume_from, resume_path or run.ckpt_dir / "last.pt")
         _truncate_metrics(run.metrics_path, run.state.metrics_bytes, run.state.metrics_rows)
         run.start = time.perf_counter() - run.state.elapsed_s

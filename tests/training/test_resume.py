@@ -79,7 +79,7 @@ def killed(run_dir: Path, point: str, *args: str) -> None:
 @pytest.mark.parametrize(
     "point, form",
     [
-        ("iteration:5", "trainer.resume"),  # mid-iteration: the row of iteration 4 follows the last checkpoint (3)
+        ("iteration:5", "trainer.resume=yes"),  # mid-iteration: the row of iteration 4 follows the last checkpoint (3)
         ("validation:6", "resume=DIR"),  # during validation, before its row or best.pt
     ],
 )
@@ -89,7 +89,8 @@ def test_sigkill_then_resume_matches_uninterrupted(tmp_path: Path, reference: Pa
     assert rows(run_dir)[-1]["iteration"] == 4  # a row after the last checkpoint, to be recomputed
     assert torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["iteration"] == 3
     # the resume command repeats none of the original overrides: they come from the checkpoint
-    args = ["trainer.resume=true", f"hydra.run.dir={run_dir}"] if form == "trainer.resume" else [f"resume={run_dir}"]
+    args = [form, f"hydra.run.dir={run_dir}"] if form.startswith("trainer.") else [f"resume={run_dir}"]
+    (run_dir / "checkpoints" / ".last.pt.k1ll3d.tmp").write_bytes(b"half a checkpoint")  # as a SIGKILL mid-write leaves
     done = run_cli(*args, "trainer.progress=false", env=ENV)
     assert done.returncode == 0, done.stderr
     assert_same_run(run_dir, reference)
