@@ -159,11 +159,16 @@ def prepare(overrides: list[str]) -> str:
     if values.get("mode") != "eval" or checkpoint in (None, "", "null"):
         return "config"  # without a checkpoint, validation says what mode=eval needs
     from hydra.core.config_store import ConfigStore
+    from omegaconf import open_dict
 
-    from metalearn.config.compat import upgrade_saved_config
-    from metalearn.training.checkpoint import load_checkpoint
+    from metalearn.training.checkpoint import load_checkpoint, require, saved_config
 
-    saved = upgrade_saved_config(OmegaConf.create(load_checkpoint(checkpoint)["config"]))
+    blob = load_checkpoint(checkpoint)
+    require(blob, checkpoint, ("config", "learner"), "evaluate")
+    saved = saved_config(blob["config"], f"checkpoint {checkpoint}")
+    if isinstance(saved.get("dataset"), DictConfig) and "cache_dir" in saved.dataset:
+        with open_dict(saved):
+            saved.dataset.cache_dir = None  # where this run writes comes from its own command or environment
     ConfigStore.instance().store(name="checkpoint_config", node=saved)
     return "eval"
 

@@ -48,13 +48,13 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str], choices: dict[str,
 def train(cfg: DictConfig, run_dir: Path, overrides: list[str], choices: dict[str, str]) -> dict[str, Any]:
     """Meta-train (from scratch, or resuming a stopped run in `run_dir`), then test the best checkpoint."""
     started = time.perf_counter()
-    validate_config(cfg)
+    cfg = validate_config(cfg)
     resume_path, resume_blob = None, None
     resuming = parse_bool(cfg.trainer.get("resume", False), "trainer.resume") or bool(cfg.get("resume"))
     if resuming:
         resume_path, resume_blob = find_resume_source(cfg, run_dir)
         cfg, choices = resumed_config(cfg, overrides, choices, run_dir, resume_blob, resume_path or run_dir)
-        validate_config(cfg)
+        cfg = validate_config(cfg)
     _prepare_dir(run_dir, resuming)
     parts = _build(cfg)
     fit = build(cfg.trainer).fit(
@@ -83,7 +83,7 @@ def evaluate_checkpoint(
     if not cfg.get("checkpoint"):
         validate_config(cfg)  # which says what mode=eval needs
     checkpoint = load_checkpoint(cfg.checkpoint)
-    saved_choices = dict(checkpoint.get("choices", {}))
+    saved_choices = dict(checkpoint.get("choices") or {})
     for override in OverridesParser.create().parse_overrides(overrides):
         key = override.key_or_group
         if key in SAVED_GROUPS and override.value() != saved_choices.get(key):
@@ -91,7 +91,7 @@ def evaluate_checkpoint(
                 f"mode=eval takes {key} from the checkpoint; remove {key}={override.value()} (the checkpoint's is "
                 f"{key}={saved_choices.get(key)}; its keys can still be overridden, as {key}.KEY=VALUE)"
             )
-    validate_config(cfg)
+    cfg = validate_config(cfg)
     choices = {**choices, **{k: v for k, v in saved_choices.items() if k in SAVED_GROUPS}}
     _prepare_dir(run_dir, resuming=False)
     return _test(cfg, _build(cfg), Path(cfg.checkpoint), run_dir, choices, {}, started, checkpoint)

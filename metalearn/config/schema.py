@@ -23,6 +23,18 @@ def at_least(key: str, value: Any, low: float) -> None:
         raise ConfigError(f"{key}={value} is invalid: must be at least {low}")
 
 
+def at_most(key: str, value: Any, high: float, why: str = "") -> None:
+    """Refuse values too large to mean anything here (they would try to allocate or run for ever)."""
+    if value > high:
+        raise ConfigError(f"{key}={value} is invalid: must be at most {high}" + (f" ({why})" if why else ""))
+
+
+def seed_range(key: str, value: int) -> None:
+    """A seed torch, numpy and Python all take: 0 <= seed < 2**32 (numpy's limit)."""
+    if not 0 <= value < 2**32:
+        raise ConfigError(f"{key}={value} is invalid: must be between 0 and {2**32 - 1}")
+
+
 def positive(key: str, value: float) -> None:
     if not value > 0:
         raise ConfigError(f"{key}={value} is invalid: must be greater than 0")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -37,10 +38,20 @@ def _checked(schema: type[Schema], node: dict[str, Any], prefix: str) -> Schema:
         expected = _field_types(schema).get(key, "another type")
         raise ConfigError(f"{_key(prefix, key)}={value!r} is invalid: expected {expected}") from None
     instance: Schema = OmegaConf.to_object(merged)  # type: ignore[assignment]
+    _require_finite(instance, prefix)
     check = getattr(instance, "check", None)  # a user's schema may be a plain dataclass
     if callable(check):
         check(prefix)
     return instance
+
+
+def _require_finite(instance: Any, prefix: str) -> None:
+    """Every float key (and every float in a list key) is a finite number: NaN and infinity pass range checks
+    such as `value < low` silently, so they are refused here, before any check of the schema's own."""
+    for f in dataclasses.fields(instance):
+        value = getattr(instance, f.name)
+        if any(isinstance(v, float) and not math.isfinite(v) for v in (value if isinstance(value, list) else [value])):
+            raise ConfigError(f"{_key(prefix, f.name)}={value} is invalid: must be a finite number")
 
 
 def _locate(group: str, target: Any, known: dict[str, type[Schema]]) -> Any:
@@ -84,55 +95,54 @@ def _check_signature(group: str, target: str, obj: Any, node: dict[str, Any]) ->
         )
 
 
-def _check_target(group: str, node: dict[str, Any], schemas: dict[str, type[Schema]]) -> None:
-    """Validate a node against its target's schema: metalearn's own, the target's `config_schema`, or its signature."""
+def _check_target(group: str, node: dict[str, Any], schemas: dict[str, type[Schema]]) -> dict[str, Any]:
+    """Validate a node against its target's schema: metalearn's own, the target's `config_schema`, or its signature.
+    Returns the node with its values converted to the schema's types (as it was, for a signature)."""
     target = node.get("_target_")
     if target in schemas:
-        _checked(schemas[target], node, group)
-        return
+        return dataclasses.asdict(_checked(schemas[target], node, group))
     if not isinstance(target, str) or not target:
         raise ConfigError(f"{group}._target_={target!r} is not a known {group}; known targets: {', '.join(schemas)}")
     obj = _locate(group, target, schemas)
     schema = getattr(obj, "config_schema", None)
     if isinstance(schema, type) and dataclasses.is_dataclass(schema):
-        _checked(
-            schema, {k: v for k, v in node.items() if k != "_target_" or "_target_" in _field_types(schema)}, group
-        )
-    else:
-        _check_signature(group, target, obj, node)
+        own = {k: v for k, v in node.items() if k != "_target_" or "_target_" in _field_types(schema)}
+        return {"_target_": target, **dataclasses.asdict(_checked(schema, own, group))}
+    _check_signature(group, target, obj, node)
+    return node
 
 
-def validate_config(cfg: DictConfig, skip: tuple[str, ...] = ()) -> None:
-    """Raise ConfigError for the first wrong type, unknown key, unknown target or impossible value.
-
-    `skip`: groups not to check yet (in mode=eval they come from the checkpoint and are checked after).
-    """
+def validate_config(cfg: DictConfig) -> DictConfig:
+    """Check the whole config; raise ConfigError for the first wrong type, unknown key, unknown target or
+    impossible value. Returns the config resolved and with every value converted to its schema's type
+    (`sampler.n_way='5'` -> 5, `trainer.progress='false'` -> False): the values checked are the values run."""
     try:
         container = OmegaConf.to_container(cfg, resolve=True)
     except OmegaConfBaseException as exc:
         raise ConfigError(f"the config cannot be resolved: {exc}".splitlines()[0]) from None
     assert isinstance(container, dict)
     groups = set(SCHEMAS) | set(FIXED_SCHEMAS)
-    top_keys = {f.name for f in dataclasses.fields(TopLevel)}
+    top_keys = [f.name for f in dataclasses.fields(TopLevel)]
     for key in container:
-        if key not in groups | top_keys:
-            raise ConfigError(f"{key} is not a known key; the config has: {', '.join(sorted(groups | top_keys))}")
+        if key not in groups | set(top_keys):
+            raise ConfigError(f"{key} is not a known key; the config has: {', '.join(sorted(groups | set(top_keys)))}")
+    # the top level first: `seed=1e3` is reported as seed, not as the sampler.seed that interpolates it
+    top = dataclasses.asdict(_checked(TopLevel, {k: container[k] for k in top_keys if k in container}, ""))
+    typed: dict[str, Any] = {}
     for group, schemas in SCHEMAS.items():
-        if group in skip:
-            continue
         node = container.get(group)
         if not isinstance(node, dict):
             raise ConfigError(f"the config has no {group}; choose one with {group}=NAME (see metalearn --help)")
-        _check_target(group, node, schemas)
+        typed[group] = _check_target(group, node, schemas)
     for group, schema in FIXED_SCHEMAS.items():
-        _checked(schema, container.get(group) or {}, group)
-    if "algorithm" not in skip:
-        _check_combinations(container)
-    top = _checked(TopLevel, {k: container[k] for k in top_keys if k in container}, "")
-    if top.mode == "eval" and not top.checkpoint:  # type: ignore[attr-defined]
+        typed[group] = dataclasses.asdict(_checked(schema, container.get(group) or {}, group))
+    _check_combinations(typed)
+    if top["mode"] == "eval" and not top["checkpoint"]:
         raise ConfigError(
             "mode=eval needs a checkpoint: add checkpoint=PATH (for example outputs/DATE/TIME/checkpoints/best.pt)"
         )
+    checked = {key: typed.get(key, top.get(key, value)) for key, value in container.items()}
+    return OmegaConf.create(checked)  # type: ignore[return-value]
 
 
 # Trainer settings that only act through the trainer's optimiser, which Reptile's outer update replaces.

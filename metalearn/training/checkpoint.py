@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import io
 import random
+import re
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import torch
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from metalearn.config.compat import upgrade_saved_config
 from metalearn.errors import CheckpointError
 from metalearn.files import atomic_write
 
@@ -124,4 +127,56 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(
             f"checkpoint {path} has format version {blob.get('version')}; this metalearn reads version {VERSION}"
         )
+    for entry, kind in _ENTRY_TYPES.items():
+        if entry in blob and not kind(blob[entry]):
+            raise CheckpointError(
+                f"checkpoint {path} is damaged or not metalearn's: its entry {entry!r} is a "
+                f"{type(blob[entry]).__name__}, not {_ENTRY_NAMES[entry]}"
+            )
     return blob
+
+
+def _str_map(value: Any) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in value.items()
+    )
+
+
+# what each entry of a checkpoint must be, checked before any of it is used
+_ENTRY_TYPES: dict[str, Callable[[Any], bool]] = {
+    "config": lambda v: isinstance(v, str),
+    "choices": _str_map,
+    "learner": lambda v: isinstance(v, dict),
+    "iteration": lambda v: isinstance(v, int) and not isinstance(v, bool),
+}
+_ENTRY_NAMES = {
+    "config": "YAML text",
+    "choices": "a mapping of group names to options",
+    "learner": "a state dict",
+    "iteration": "an integer",
+}
+
+
+def saved_config(text: str, source: str | Path) -> DictConfig:
+    """A saved run config (a checkpoint's, or a run's .hydra/config.yaml) read as data: a value that calls a
+    resolver (`${oc.env:HOME}`, `${now:...}`) is refused, so a file cannot make this run read the environment or
+    decide anything; earlier versions' configs are upgraded (metalearn.config.compat)."""
+    cfg = OmegaConf.create(text)
+    if not isinstance(cfg, DictConfig):
+        raise CheckpointError(f"{source} holds no run config")
+    raw = OmegaConf.to_container(cfg, resolve=False)
+    for key, value in _leaves(raw):
+        if isinstance(value, str) and re.search(r"\$\{[^}]*:", value):
+            raise CheckpointError(
+                f"{source} holds {key}={value!r}, which calls a resolver; a saved config is data: edit the value "
+                "or give it on the command line"
+            )
+    return upgrade_saved_config(cfg)
+
+
+def _leaves(node: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    if isinstance(node, dict):
+        return [leaf for k, v in node.items() for leaf in _leaves(v, f"{prefix}{k}.")]
+    if isinstance(node, list):
+        return [leaf for i, v in enumerate(node) for leaf in _leaves(v, f"{prefix[:-1]}[{i}].")]
+    return [(prefix[:-1], node)]

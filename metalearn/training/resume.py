@@ -17,12 +17,11 @@ from typing import Any
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
-from metalearn.config.compat import upgrade_saved_config
 from metalearn.errors import CheckpointError, ConfigError
-from metalearn.training.checkpoint import load_checkpoint
+from metalearn.training.checkpoint import load_checkpoint, saved_config
 
 # Keys a resume may change: they do not affect the numbers.
-FREE_KEYS = ("trainer.resume", "resume", "trainer.progress", "checkpoint")
+FREE_KEYS = ("trainer.resume", "resume", "trainer.progress", "checkpoint", "dataset.cache_dir")
 _MISSING = object()
 
 
@@ -113,10 +112,10 @@ def resumed_config(
     Returns (config, choices). Raises ConfigError naming every key the command changes.
     """
     if checkpoint is not None:
-        saved = upgrade_saved_config(OmegaConf.create(checkpoint["config"]))
-        saved_choices = dict(checkpoint.get("choices", {}))
+        saved = saved_config(checkpoint["config"], f"checkpoint {where}")
+        saved_choices = dict(checkpoint.get("choices") or {})
     elif (run_dir / ".hydra" / "config.yaml").is_file():
-        saved = upgrade_saved_config(OmegaConf.load(run_dir / ".hydra" / "config.yaml"))
+        saved = saved_config((run_dir / ".hydra" / "config.yaml").read_text(), run_dir / ".hydra" / "config.yaml")
         saved_choices = _saved_choices(run_dir)
     else:  # nothing was ever started here: a plain new run
         return cfg, choices
@@ -129,5 +128,8 @@ def resumed_config(
             "or start a new run in a new directory"
         )
     # The saved config as it was (resume keys included), so later checkpoints equal an uninterrupted run's.
-    merged = OmegaConf.merge(saved, {"trainer": {"progress": cfg.trainer.progress}, "mode": "train"})
+    here: dict = {"trainer": {"progress": cfg.trainer.progress}, "mode": "train"}
+    if "cache_dir" in saved.get("dataset", {}) and "cache_dir" in cfg.get("dataset", {}):
+        here["dataset"] = {"cache_dir": cfg.dataset.cache_dir}  # where this run writes: its own command's choice
+    merged = OmegaConf.merge(saved, here)
     return merged, {**choices, **saved_choices}  # type: ignore[return-value]

@@ -97,3 +97,38 @@ def test_incompatible_components_are_config_errors(tmp_path):
     assert result.returncode != 0
     assert "model=conv4 needs image data" in result.stderr and "use model=mlp" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("dataset.jitter=nan", "dataset.jitter=nan is invalid: must be a finite number"),
+        ("trainer.weight_decay=nan", "trainer.weight_decay=nan is invalid: must be a finite number"),
+        ("trainer.min_lr=nan", "trainer.min_lr=nan is invalid: must be a finite number"),
+        ("trainer.lr=inf", "trainer.lr=inf is invalid: must be a finite number"),
+        ("algorithm=reptile algorithm.outer_lr_final=nan", "algorithm.outer_lr_final=nan is invalid: must be a finite"),
+        ("algorithm=reptile algorithm.adam_betas=[0.0,nan]", "algorithm.adam_betas=[0.0, nan] is invalid: must be a"),
+        (
+            "sampler.test_episodes=1000000000000",
+            "sampler.test_episodes=1000000000000 is invalid: must be at most 1000000",
+        ),
+        ("model.hidden_channels=1000000000", "model.hidden_channels=1000000000 is invalid: must be at most 4096"),
+        ("seed=1180591620717411303424", "seed=1180591620717411303424 is invalid: must be between 0 and 4294967295"),
+        ("seed=-1", "seed=-1 is invalid: must be between 0 and 4294967295"),
+        ("seed=1e3", "seed=1000.0 is invalid: expected int"),
+    ],
+)
+def test_non_finite_and_absurd_values_are_refused_naming_the_key(override, message):
+    with pytest.raises(ConfigError) as info:
+        validate_config(composed(*override.split()))
+    assert str(info.value).startswith(message)
+
+
+def test_quoted_numbers_and_booleans_run_as_what_they_are():
+    """The values checked are the values run: '5' runs as 5, 'false' as False (not as a true, non-empty string)."""
+    cfg = validate_config(
+        composed("sampler.n_way='5'", "trainer.iterations='3'", "trainer.lr='0.001'", "trainer.progress='false'")
+    )
+    assert (cfg.sampler.n_way, cfg.trainer.iterations, cfg.trainer.lr, cfg.trainer.progress) == (5, 3, 0.001, False)
+    assert type(cfg.sampler.n_way) is int and type(cfg.trainer.lr) is float and cfg.trainer.progress is False
+    assert cfg.sampler.seed == cfg.seed == 0  # interpolations resolved: nothing left to resolve later

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import List, Optional
 
 from metalearn.config.options import CHARACTER_AUGMENTS, OMNIGLOT_SPLITS
-from metalearn.config.schema import Schema, at_least, one_of
+from metalearn.config.schema import Schema, at_least, at_most, one_of, seed_range
 from metalearn.errors import ConfigError
 
 
@@ -26,7 +26,10 @@ class GlyphsConfig(Schema):
     def check(self, prefix: str) -> None:
         for key in ("train_classes", "val_classes", "test_classes", "images_per_class"):
             at_least(f"{prefix}.{key}", getattr(self, key), 2)
+            at_most(f"{prefix}.{key}", getattr(self, key), 100_000)
         at_least(f"{prefix}.image_size", self.image_size, 8)
+        at_most(f"{prefix}.image_size", self.image_size, 512)
+        seed_range(f"{prefix}.seed", self.seed)
         at_least(f"{prefix}.jitter", self.jitter, 0)
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import List
 
 from metalearn.config.options import MEMORY_FORMATS
-from metalearn.config.schema import Schema, at_least, one_of
+from metalearn.config.schema import Schema, at_least, at_most, one_of
 
 
 # --- model --------------------------------------------------------------------------------------
@@ -19,6 +19,7 @@ class Conv4Config(Schema):
 
     def check(self, prefix: str) -> None:
         at_least(f"{prefix}.hidden_channels", self.hidden_channels, 1)
+        at_most(f"{prefix}.hidden_channels", self.hidden_channels, 4096)
         at_least(f"{prefix}.num_blocks", self.num_blocks, 1)
         one_of(f"{prefix}.memory_format", self.memory_format, MEMORY_FORMATS)
 
@@ -31,3 +32,4 @@ class MLPConfig(Schema):
     def check(self, prefix: str) -> None:
         for i, size in enumerate(self.hidden_sizes):
             at_least(f"{prefix}.hidden_sizes[{i}]", size, 1)
+            at_most(f"{prefix}.hidden_sizes[{i}]", size, 65_536)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from metalearn.config.options import DEVICE_NAMES, EVAL_PROTOCOLS, MODES, OPTIMIZERS, SCHEDULERS
-from metalearn.config.schema import Schema, at_least, one_of, positive
+from metalearn.config.schema import Schema, at_least, at_most, one_of, positive, seed_range
 from metalearn.errors import ConfigError
 
 
@@ -44,6 +44,7 @@ class TrainerConfig(Schema):
 
     def check(self, prefix: str) -> None:
         at_least(f"{prefix}.iterations", self.iterations, 0)
+        at_most(f"{prefix}.iterations", self.iterations, 1_000_000_000)
         one_of(f"{prefix}.optimizer", self.optimizer, OPTIMIZERS)
         positive(f"{prefix}.lr", self.lr)
         at_least(f"{prefix}.weight_decay", self.weight_decay, 0)
@@ -80,3 +81,4 @@ class TopLevel(Schema):
 
     def check(self, prefix: str) -> None:
         one_of("mode", self.mode, MODES)
+        seed_range("seed", self.seed)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from metalearn.config.schema import Schema, at_least
+from metalearn.config.schema import Schema, at_least, at_most, seed_range
 
 
 # --- sampler ------------------------------------------------------------------------------------
@@ -25,3 +25,9 @@ class EpisodicSamplerConfig(Schema):
         at_least(f"{prefix}.n_way", self.n_way, 2)
         for key in ("k_shot", "q_query", "tasks_per_batch", "val_episodes", "test_episodes", "eval_batch_size"):
             at_least(f"{prefix}.{key}", getattr(self, key), 1)
+        for key in ("n_way", "k_shot", "q_query", "tasks_per_batch", "eval_batch_size"):
+            at_most(f"{prefix}.{key}", getattr(self, key), 10_000)
+        for key in ("val_episodes", "test_episodes"):
+            at_most(f"{prefix}.{key}", getattr(self, key), 1_000_000, "the fixed episodes are drawn up front")
+        for key in ("seed", "eval_seed"):
+            seed_range(f"{prefix}.{key}", getattr(self, key))
