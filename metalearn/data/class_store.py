@@ -5,6 +5,8 @@ Sampling an episode is tensor indexing into `images`; nothing is decoded per epi
 
 from __future__ import annotations
 
+import hashlib
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -64,36 +66,50 @@ class ClassStore:
         per_class = [self.images[self.class_offsets[c] : self.class_offsets[c + 1]] for c in class_indices]
         return ClassStore.from_classes(per_class, [self.class_names[c] for c in class_indices])
 
+    def digest(self) -> str:
+        """A checksum of the store's content (images, class offsets and names), kept with its cache file."""
+        h = hashlib.blake2b(digest_size=16)
+        h.update(self.images.contiguous().numpy().tobytes())
+        h.update(self.class_offsets.numpy().astype("<i8").tobytes())
+        h.update("\n".join(self.class_names).encode())
+        return h.hexdigest()
+
     def save(self, path: Path) -> None:
-        """Write atomically, so an interrupted write never leaves a broken cache file."""
+        """Write atomically, so an interrupted write never leaves a broken cache file; the content's checksum
+        goes with it."""
         from metalearn.files import atomic_torch_save
 
-        atomic_torch_save(
-            {"images": self.images, "class_offsets": self.class_offsets, "class_names": self.class_names}, path
-        )
+        blob = {"images": self.images, "class_offsets": self.class_offsets, "class_names": self.class_names}
+        atomic_torch_save({**blob, "digest": self.digest()}, path)
 
     @classmethod
     def load_or_build(cls, path: Path, build: "Callable[[], ClassStore]") -> "ClassStore":
         """Load the cache file at `path`, or build the store and save it there (atomically).
 
-        A damaged cache file is rebuilt, never used.
+        A damaged cache file, or one whose content no longer matches its checksum, is rebuilt, never used.
         """
         if path.exists():
             try:
                 return cls.load(path)
-            except DataError:
-                pass
+            except DataError as exc:
+                print(f"{exc}; rebuilding it", file=sys.stderr, flush=True)
         store = build()
         store.save(path)
         return store
 
     @classmethod
     def load(cls, path: Path) -> "ClassStore":
+        """Read a cache file written by `save`; DataError if it is unreadable or its content fails its checksum."""
         try:
             blob = torch.load(path, map_location="cpu", weights_only=True)
-            return cls(blob["images"], blob["class_offsets"], list(blob["class_names"]))
+            store = cls(blob["images"], blob["class_offsets"], list(blob["class_names"]))
         except Exception as exc:  # any corruption: the caller rebuilds
-            raise DataError(f"cached data file {path} is unreadable ({exc}); delete it to rebuild") from exc
+            raise DataError(f"cached data file {path} is unreadable ({type(exc).__name__})") from exc
+        if "digest" not in blob:
+            raise DataError(f"cached data file {path} was written without a checksum")
+        if blob["digest"] != store.digest():
+            raise DataError(f"cached data file {path} does not match its checksum")
+        return store
 
 
 @dataclass

@@ -93,6 +93,7 @@ def test_reused_memory_is_not_faulted_in_again():
         return int(done.stdout.strip())
 
     pages = 40 * (16 << 20) // 4096
-    default, reuse = faults("default"), faults("reuse")
+    # the fewest of two runs each: other processes on a busy machine can make the kernel reclaim pages now and then
+    default, reuse = min(faults("default") for _ in range(2)), min(faults("reuse") for _ in range(2))
     assert default > pages // 2  # the memory came back from the OS, page by page
     assert reuse < default // 4
