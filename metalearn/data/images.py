@@ -25,6 +25,8 @@ from metalearn.errors import DataError
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm", ".pgm"})
 #: Pillow modes that hold no colour
 GRAY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "F"})
+#: grayscale modes with more than 8 bits a pixel, scaled to 8 bits when decoded
+HIGH_DEPTH_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
 #: Lanczos: antialiased when shrinking, as in the usual mini-ImageNet preprocessing
 RESAMPLE = Image.Resampling.LANCZOS
 
@@ -46,6 +48,7 @@ def decode_image(source: Source, name: str, size: Optional[int] = None, mode: Op
         with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as img:
             img = ImageOps.exif_transpose(img)  # photos taken sideways come out upright
             img.load()  # decode now, so a truncated file fails here, with its name
+            img = _to_8_bit(img, name)
             target = mode or ("L" if img.mode in GRAY_MODES else "RGB")
             if img.mode != target:
                 img = img.convert(target)
@@ -58,6 +61,34 @@ def decode_image(source: Source, name: str, size: Optional[int] = None, mode: Op
         ) from None
     tensor = torch.from_numpy(array.copy())
     return tensor[None] if tensor.dim() == 2 else tensor.permute(2, 0, 1).contiguous()
+
+
+def _to_8_bit(img: Image.Image, name: str) -> Image.Image:
+    """16-bit and 32-bit integer and float grayscale images as 8-bit "L" images, scaled rather than clipped.
+
+    Why: Pillow's convert("L") clips such pixels, so a 16-bit PNG came out all 255 and a float TIFF in [0, 1]
+    all 0. Integers are read as 16-bit (0..65535 -> 0..255) unless they all fit in 8 bits; floats in [0, 1]
+    are scaled by 255, floats in [0, 255] kept; anything else is refused, naming the file.
+    """
+    if img.mode not in HIGH_DEPTH_MODES:
+        return img
+    values = np.asarray(img, dtype=np.float64)
+    low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+    if img.mode == "F":
+        if not np.isfinite(values).all() or low < 0 or high > 255:
+            raise DataError(
+                f"cannot read the image {name}: its float pixels span [{low:g}, {high:g}], neither [0, 1] nor "
+                "[0, 255]; save it as an 8-bit image"
+            )
+        scale = 255.0 if high <= 1.0 else 1.0
+    else:
+        if low < 0 or high > 65535:
+            raise DataError(
+                f"cannot read the image {name}: its integer pixels span [{low:g}, {high:g}], beyond 16 bits; "
+                "save it as an 8-bit or 16-bit image"
+            )
+        scale = 1.0 if high <= 255 else 255.0 / 65535.0
+    return Image.fromarray(np.round(values * scale).astype(np.uint8), mode="L")
 
 
 def decode_many(

@@ -49,6 +49,16 @@ class FileSource:
         raise NotImplementedError
 
 
+MAX_MEMBER_BYTES = 64 << 20  # far above any image or label file of the data sets read from zips
+
+
+def _too_large(where: str, what: str) -> str:
+    return (
+        f"{where} {what}, more than the {MAX_MEMBER_BYTES:,} bytes any image or label file may take; the zip is not "
+        "one of the data set's files: delete it and download it again"
+    )
+
+
 class ZipSource(FileSource):
     """Members of a zip file, read without extracting; CRC errors and truncation become DataErrors."""
 
@@ -66,8 +76,17 @@ class ZipSource(FileSource):
         return [info.filename for info in self._zip.infolist() if not info.is_dir()]
 
     def read(self, name: str) -> bytes:
+        """A member's bytes, refused (before anything is inflated) past MAX_MEMBER_BYTES: a small zip can hold a
+        member that inflates to gigabytes, and no image or label file of these data sets comes near the limit."""
         try:
-            return self._zip.read(name)
+            declared = self._zip.getinfo(name).file_size
+            if declared > MAX_MEMBER_BYTES:
+                raise DataError(_too_large(self.where(name), f"declares {declared:,} bytes"))
+            with self._zip.open(name) as member:
+                data = member.read(MAX_MEMBER_BYTES + 1)  # the cap holds even if the declared size is false
+            if len(data) > MAX_MEMBER_BYTES:
+                raise DataError(_too_large(self.where(name), "inflates past its declared size"))
+            return data
         except (zipfile.BadZipFile, zlib.error, EOFError, OSError, KeyError) as exc:
             raise DataError(
                 f"cannot read {self.where(name)} ({exc}); the zip is corrupt or truncated: delete it and "

@@ -179,3 +179,22 @@ def test_cli_conv4_trains_on_84x84_rgb_folder(tmp_path: Path) -> None:
         "dataset=folder", f"dataset.root={tmp_path / 'missing'}", "device=cpu", f"hydra.run.dir={tmp_path / 'run2'}"
     )
     assert bad.returncode == 2 and "Error: dataset.root=" in bad.stderr + bad.stdout and "Traceback" not in bad.stderr
+
+
+def test_high_bit_depth_and_float_images_are_scaled_not_clipped(tmp_path: Path) -> None:
+    ramp16 = (np.arange(64, dtype=np.uint32).reshape(8, 8) * 1000).astype(np.uint16)  # 0 .. 63,000
+    Image.fromarray(ramp16).save(tmp_path / "sixteen.png")
+    ramp01 = np.arange(64, dtype=np.float32).reshape(8, 8) / 63.0  # 0 .. 1
+    Image.fromarray(ramp01, mode="F").save(tmp_path / "float.tif")
+    sixteen = decode_image(tmp_path / "sixteen.png", "sixteen.png")
+    expected16 = torch.from_numpy(np.round(ramp16 * (255 / 65535)).astype(np.uint8))[None]
+    assert torch.equal(sixteen, expected16) and sixteen.max() == 245  # not all 255
+    floats = decode_image(tmp_path / "float.tif", "float.tif")
+    assert torch.equal(floats, torch.from_numpy(np.round(ramp01.astype(np.float64) * 255).astype(np.uint8))[None])
+    assert floats.min() == 0 and floats.max() == 255  # not all 0
+
+
+def test_float_images_outside_the_usual_ranges_are_refused(tmp_path: Path) -> None:
+    Image.fromarray(np.full((8, 8), 1000.0, dtype=np.float32), mode="F").save(tmp_path / "hdr.tif")
+    with pytest.raises(DataError, match=r"cannot read the image hdr.tif: its float pixels span \[1000, 1000\]"):
+        decode_image(tmp_path / "hdr.tif", "hdr.tif")

@@ -219,3 +219,21 @@ def test_cli_trains_on_the_minimal_set(omniglot_dir: Path, tmp_path: Path) -> No
         "dataset=omniglot", f"dataset.root={tmp_path / 'nowhere'}", "device=cpu", f"hydra.run.dir={tmp_path / 'bad'}"
     )
     assert bad.returncode == 2 and "Error: Omniglot's images_background and images_evaluation not found" in bad.stderr
+
+
+def test_a_zip_member_past_the_size_cap_is_refused_before_it_is_inflated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A small zip can hold a member that inflates to gigabytes: the declared size is checked before reading,
+    and the read itself stops at the cap (here lowered to 1 KiB so the test stays small)."""
+    monkeypatch.setattr(omniglot_sources, "MAX_MEMBER_BYTES", 1024)
+    path = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("images_background/Alphabet/character01/0001_01.png", b"\0" * 4096)
+        archive.writestr("small.png", b"\0" * 100)
+    source = ZipSource(path)
+    with pytest.raises(
+        DataError, match=r"bomb.zip:images_background/.*declares 4,096 bytes, more than the 1,024 bytes"
+    ):
+        source.read("images_background/Alphabet/character01/0001_01.png")
+    assert source.read("small.png") == b"\0" * 100
