@@ -221,9 +221,11 @@ def _job(cfg: DictConfig) -> None:
 
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
+    # the overrides as typed: `key=${...}` is text here, not an interpolation to resolve
+    overrides = [str(o) for o in OmegaConf.to_container(hydra_cfg.overrides.task, resolve=False)]  # type: ignore[union-attr]
     try:
         with handle_signals():
-            run(cfg, run_dir, list(hydra_cfg.overrides.task), dict(hydra_cfg.runtime.choices))
+            run(cfg, run_dir, overrides, dict(hydra_cfg.runtime.choices))
     except Interrupted as exc:
         if _full_errors():
             raise

@@ -60,6 +60,20 @@ OVERRIDES = st.one_of(
     _values("device.deterministic", "true", 2),
     _values("seed", -1, 3, "abc", "null"),
     _values("mode", "train", "eval", "predict"),
+    # quoted numbers and booleans run as what they say; NaN, infinity and absurd sizes are refused
+    _values("sampler.n_way", "'3'", "'five'"),
+    _values("trainer.lr", "'0.01'", "nan", "inf", "-inf"),
+    _values("trainer.progress", "'false'", "'true'"),
+    _values("trainer.iterations", "'1'", "10000000000"),
+    _values("dataset.jitter", "nan", "inf"),
+    _values("trainer.weight_decay", "inf"),
+    _values("sampler.test_episodes", "1000000000000"),
+    _values("model.hidden_channels", "1000000000"),
+    _values("seed", "1180591620717411303424", "1e3"),
+    # interpolations: of other keys, of resolvers, of nothing
+    _values("sampler.n_way", "${seed}", "${sampler.k_shot}"),
+    _values("trainer.lr", "${now:%Y}"),
+    _values("trainer.iterations", "${oc.env:HOME}", "${missing_key}"),
     st.sampled_from(
         [
             "trainer.bogus=1",
@@ -111,7 +125,7 @@ def test_random_overrides_run_or_fail_cleanly(
     torch.set_num_threads(1)
 
     @settings(
-        max_examples=60,
+        max_examples=100,
         deadline=None,
         derandomize=True,
         database=None,
@@ -128,3 +142,6 @@ def test_random_overrides_run_or_fail_cleanly(
         torch.use_deterministic_algorithms(deterministic)
     print(f"accepted {len(outcomes['accepted'])}, rejected {len(outcomes['rejected'])} distinct command lines")
     assert len(outcomes["accepted"]) >= 5 and len(outcomes["rejected"]) >= 20
+    tried = [" ".join(line) for lines in outcomes.values() for line in lines]
+    for kind in ("nan", "inf", "'", "${", "000000000"):  # quoted values, non-finite, huge, interpolations
+        assert any(kind in line for line in tried), f"no command line with {kind!r} was tried"
