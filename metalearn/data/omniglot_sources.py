@@ -148,6 +148,11 @@ def candidates(root: Path, set_name: str) -> list[Path]:
 
 def locate(root: Path, set_names: list[str], download: bool) -> dict[str, FileSource]:
     """Find every set under `root` (fetching missing ones when `download`), or say where we looked and how to fix it."""
+    if root.exists() and not root.is_dir():
+        raise DataError(
+            f"dataset.root={root} is a file, not a folder: give the folder that holds Omniglot's zips "
+            "(images_background.zip, images_evaluation.zip) or their extracted folders"
+        )
     found: dict[str, FileSource] = {}
     missing: list[str] = []
     for name in set_names:

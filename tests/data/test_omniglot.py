@@ -237,3 +237,16 @@ def test_a_zip_member_past_the_size_cap_is_refused_before_it_is_inflated(
     ):
         source.read("images_background/Alphabet/character01/0001_01.png")
     assert source.read("small.png") == b"\0" * 100
+
+
+def test_a_root_that_is_a_file_is_named_without_download_advice(tmp_path: Path) -> None:
+    root = tmp_path / "omniglot.zip"
+    root.write_bytes(b"not a folder")
+    with pytest.raises(DataError) as caught:
+        load_omniglot(root=str(root))
+    message = str(caught.value)
+    assert message == (
+        f"dataset.root={root} is a file, not a folder: give the folder that holds Omniglot's zips "
+        "(images_background.zip, images_evaluation.zip) or their extracted folders"
+    )
+    assert "download" not in message and "\n" not in message
