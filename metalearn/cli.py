@@ -87,17 +87,6 @@ def _last_values(overrides: list[str]) -> dict[str, str]:
     return values
 
 
-def _truthy(value: Any) -> bool:
-    """A boolean the way the schemas read one ("true", "yes", "1", True ...); anything else is false here,
-    and the schema reports values that are not booleans at all."""
-    from metalearn.config.schema import parse_bool
-
-    try:
-        return parse_bool(value)
-    except MetalearnError:
-        return False
-
-
 # --- resolvers of conf/app.yaml: where a resumed run writes ------------------------------------------------
 _CHOSEN: dict[str, str] = {}  # the default run directory this process took (Hydra composes twice: same answer)
 
@@ -128,7 +117,9 @@ def _run_dir(resume: Any, default: str) -> str:
 
 def _output_subdir(resume: Any, trainer_resume: Any) -> str:
     """hydra.output_subdir: a resumed run keeps its original .hydra/; the resuming command's files go beside them."""
-    if resume in (None, "", "null") and not _truthy(trainer_resume):
+    from metalearn.training.resume import wants_resume
+
+    if not wants_resume(resume, trainer_resume):
         return ".hydra"
     return f".hydra/resume-{datetime.now().strftime('%Y-%m-%d_%H-%M-%S')}"
 
@@ -345,6 +336,7 @@ def _take_run_dir(cfg: DictConfig) -> None:
     run's outputs (unless resuming it), and claimed exclusively (metalearn.files.claim) for as long as we run."""
     from metalearn.files import claim, claim_holder
     from metalearn.run import check_run_dir
+    from metalearn.training.resume import wants_resume
 
     text = str(OmegaConf.select(cfg, "hydra.run.dir") or "").strip()
     if not text:
@@ -357,9 +349,7 @@ def _take_run_dir(cfg: DictConfig) -> None:
             "outside any run"
         )
     _check_output_dir(run_dir)
-    resuming = cfg.get("mode") == "train" and (
-        cfg.get("resume") not in (None, "", "null") or _truthy(cfg.trainer.get("resume"))
-    )
+    resuming = cfg.get("mode") == "train" and wants_resume(cfg.get("resume"), cfg.trainer.get("resume"))
     check_run_dir(run_dir, resuming)
     if not claim(run_dir):
         holder = claim_holder(run_dir)

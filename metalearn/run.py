@@ -15,7 +15,6 @@ from omegaconf import DictConfig, OmegaConf
 from metalearn.algorithms.base import MetaLearner
 from metalearn.build import build
 from metalearn.config import validate_config
-from metalearn.config.schema import parse_bool
 from metalearn.device import resolve_device, reuse_freed_memory
 from metalearn.errors import ConfigError, MetalearnError
 from metalearn.files import atomic_write_json
@@ -23,7 +22,7 @@ from metalearn.sampling.sampler import EpisodeSampler
 from metalearn.seeding import seed_everything
 from metalearn.training.checkpoint import load_checkpoint, load_state_checked
 from metalearn.training.evaluator import evaluate
-from metalearn.training.resume import find_resume_source, resumed_config
+from metalearn.training.resume import find_resume_source, resumed_config, wants_resume
 
 # Groups that define what a checkpoint holds; in mode=eval they come from the checkpoint.
 SAVED_GROUPS = ("dataset", "sampler", "algorithm", "model")
@@ -50,7 +49,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], choices: dict[st
     started = time.perf_counter()
     cfg = validate_config(cfg)
     resume_path, resume_blob = None, None
-    resuming = parse_bool(cfg.trainer.get("resume", False), "trainer.resume") or bool(cfg.get("resume"))
+    resuming = wants_resume(cfg.get("resume"), cfg.trainer.get("resume"))
     if resuming:
         resume_path, resume_blob = find_resume_source(cfg, run_dir)
         cfg, choices = resumed_config(cfg, overrides, choices, run_dir, resume_blob, resume_path or run_dir)

@@ -17,12 +17,24 @@ from typing import Any
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
+from metalearn.config.schema import parse_bool
 from metalearn.errors import CheckpointError, ConfigError
 from metalearn.training.checkpoint import load_checkpoint, saved_config
 
 # Keys a resume may change: they do not affect the numbers.
 FREE_KEYS = ("trainer.resume", "resume", "trainer.progress", "checkpoint", "dataset.cache_dir")
 _MISSING = object()
+
+
+def wants_resume(resume: Any, trainer_resume: Any) -> bool:
+    """Whether a command continues a stopped run: `resume=PATH`, or `trainer.resume` true as the schemas read
+    booleans ("true", "yes", 1 ...). A value that is no boolean counts as false here; validation reports it."""
+    if resume not in (None, "", "null"):
+        return True
+    try:
+        return parse_bool(trainer_resume, "trainer.resume")
+    except ConfigError:
+        return False
 
 
 def run_dir_of(path: str | Path) -> Path:
