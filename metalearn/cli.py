@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -35,6 +36,9 @@ _VALUE_FLAGS = {"--config-path", "-cp", "--config-name", "-cn", "--config-dir", 
 _INFO_VALUES = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
 # flags after which Hydra only prints something: no run, nothing to check
 _PRINT_ONLY = {"--help", "-h", "--hydra-help", "--info", "-i", "--shell-completion", "-sc", "--version"}
+# Hydra takes one of these per command
+_MODES = {"--run", "-r", "--multirun", "-m", "--cfg", "-c", "--info", "-i", "--shell-completion", "-sc"}
+_SWITCHES = {"--resolve", "--run", "-r", "--multirun", "-m", "--experimental-rerun"}
 
 
 def config_dir() -> Path:
@@ -74,6 +78,34 @@ def _split_argv(argv: list[str]) -> tuple[dict[str, str | None], list[str]]:
         if overrides and overrides[0] in _INFO_VALUES:
             overrides.pop(0)
     return flags, overrides
+
+
+def _argv_problem(argv: list[str]) -> str | None:
+    """What Hydra's argument parser would answer with its usage text, as one sentence: an unknown flag, or a flag
+    between overrides (its parser takes the overrides as one run of words)."""
+    known = _VALUE_FLAGS | _PRINT_ONLY | _SWITCHES
+    kinds, words = [], iter(argv)
+    for word in words:
+        if not word.startswith("-"):
+            kinds.append("override")
+            continue
+        name, eq, _ = word.partition("=")
+        if name not in known:
+            return f"unknown option {name}: metalearn --help lists the options (an override is KEY=VALUE, no dashes)"
+        kinds.append("flag")
+        if name in _VALUE_FLAGS and not eq:
+            next(words, None)
+    flags, overrides = _split_argv(argv)
+    modes = [f for f in flags if f in _MODES]
+    if len(modes) > 1:
+        return f"{' and '.join(modes)} cannot be combined: give one of --run, --multirun, --cfg, --info"
+    if "override" not in kinds:
+        return None
+    first, last = kinds.index("override"), len(kinds) - kinds[::-1].index("override")
+    if "flag" in kinds[first:last]:
+        ordered = [f"{k}={v}" if v is not None else k for k, v in flags.items()] + overrides
+        return f"put the options before the overrides, as in: metalearn {' '.join(ordered)}"
+    return None
 
 
 def _last_values(overrides: list[str]) -> dict[str, str]:
@@ -273,7 +305,7 @@ def _hydra_message(exc: BaseException) -> str:
         options = ", ".join(exc.options or [])
         return f"{group}={option} is not an option of {group}" + (f"; choose one of: {options}" if options else "")
     if isinstance(exc, OverrideParseException):
-        return f"cannot parse the override {exc.override!r}: {text.splitlines()[0]} (see metalearn --help)"
+        return _parse_message(exc.override, text.splitlines()[0])
     found = re.search(r"Multiple values for (\S+)\. To override a value use 'override \S+: ([^']+)'", text)
     if found:  # `+experiment=NAME`: the group is in the defaults list already
         group, option = found.groups()
@@ -290,6 +322,21 @@ def _hydra_message(exc: BaseException) -> str:
         return f"cannot set {found.group(1)}: {reason or text.splitlines()[0]}"
     lines = [line.strip() for line in text.split("\n\n")[0].splitlines() if line.strip()]
     return "; ".join(lines) or type(exc).__name__
+
+
+def _parse_message(override: str, reason: str) -> str:
+    """An override Hydra's grammar refuses, with the quoting that fixes the usual causes: a value the shell split at
+    a space (the second half arrives as an override of its own), or non-ASCII letters and other characters that
+    the grammar only takes inside quotes."""
+    key, equals, value = override.partition("=")
+    if not equals:
+        return (
+            f"cannot parse the override {override!r}: an override is KEY=VALUE; if {override!r} is part of the value "
+            f"before it, quote the whole value, e.g. 'dataset.root=\"my data\"'"
+        )
+    if value and not value.startswith(("'", '"')) and not re.fullmatch(r"[\w.,:/+\-\[\]{}()=*?@$%~]*", value, re.ASCII):
+        return f"cannot parse the override {override!r}: quote the value, as in '{key}=\"{value}\"'"
+    return f"cannot parse the override {override!r}: {reason} (see metalearn --help)"
 
 
 def _check_output_dir(path: Path) -> None:
@@ -351,19 +398,56 @@ def _take_run_dir(cfg: DictConfig) -> None:
     _check_output_dir(run_dir)
     resuming = cfg.get("mode") == "train" and wants_resume(cfg.get("resume"), cfg.trainer.get("resume"))
     check_run_dir(run_dir, resuming)
-    if not claim(run_dir):
+    try:
+        claimed = claim(run_dir)
+    except OSError as exc:  # e.g. a read-only file system, which os.access may not see
+        raise _unwritable(run_dir, exc) from None
+    if not claimed:
         holder = claim_holder(run_dir)
         who = f"process {holder}" if holder and holder > 0 else "a process on another machine"
         raise MetalearnError(
             f"{run_dir} is in use by another metalearn run ({who}); wait for it to end or choose another "
             "hydra.run.dir=PATH"
         )
+    _check_hydra_files(run_dir, cfg)
+
+
+def _unwritable(run_dir: Path, exc: OSError) -> MetalearnError:
+    where = exc.filename or run_dir
+    return MetalearnError(f"cannot write {where}: {exc.strerror or exc}; choose another hydra.run.dir=PATH")
+
+
+def _check_hydra_files(run_dir: Path, cfg: DictConfig) -> None:
+    """Hydra writes its config copies (.hydra/) and its log into the run directory as the job starts;
+    one it cannot write (a read-only folder, a file where its folder should be, a folder where its log should be)
+    would end in Hydra's multi-line trace. Check both, and open the log, in the directory this process has claimed."""
+    from metalearn.files import release
+
+    log = run_dir / f"{OmegaConf.select(cfg, 'hydra.job.name') or 'metalearn'}.log"
+    # .hydra, also for a resumed run's .hydra/resume-DATE_TIME (whose name is taken when Hydra resolves it)
+    folder = run_dir / ".hydra"
+    try:  # both checked before the log is created: a refused run leaves nothing behind
+        if folder.exists() and not folder.is_dir():
+            raise NotADirectoryError(20, os.strerror(20), str(folder))
+        if log.is_dir():
+            raise IsADirectoryError(21, os.strerror(21), str(log))
+        with open(log, "a"):
+            pass
+    except OSError as exc:
+        release(run_dir)
+        raise _unwritable(run_dir, exc) from None
 
 
 def main() -> None:
     _CHOSEN.clear()
     argv = sys.argv[1:]
     flags, overrides = _split_argv(argv)
+    problem = _argv_problem(argv)
+    if problem:
+        _fail(problem, 2)
+    if (_PRINT_ONLY | {"--cfg", "-c"}) & set(flags) and hasattr(signal, "SIGPIPE"):
+        # a command that only prints ends quietly when its reader goes, like any Unix filter (`--help | head -1`)
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     try:
         config_name = prepare(overrides)
         if not _PRINT_ONLY & set(flags) and "--config-name" not in flags and "-cn" not in flags:

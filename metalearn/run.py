@@ -3,6 +3,8 @@ score a checkpoint (`evaluate_checkpoint`), and write results.json."""
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -188,5 +190,14 @@ def _test(
         "summary": summary_line,
     }
     atomic_write_json(results, run_dir / "results.json")
-    print(results["summary"], flush=True)
+    say(results["summary"])
     return results
+
+
+def say(line: str) -> None:
+    """Print a line to stdout. A reader that has gone (`metalearn ... | head -1`) loses the line, not the run: stdout
+    then points at the null device, as Python's documentation advises for SIGPIPE."""
+    try:
+        print(line, flush=True)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -40,10 +40,14 @@ TINY = [
 
 
 def run_cli(
-    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 600
+    *args: str,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 600,
+    stdout: int | None = subprocess.PIPE,
 ) -> subprocess.CompletedProcess:
     """Run `python -m metalearn ARGS` in a subprocess and capture its output (HYDRA_FULL_ERROR unset unless
-    `env` sets it)."""
+    `env` sets it); `stdout` may be another file descriptor, e.g. a pipe nobody reads."""
     full_env = {**os.environ, **(env or {})}
     if "HYDRA_FULL_ERROR" not in (env or {}):
         full_env.pop("HYDRA_FULL_ERROR", None)
@@ -51,7 +55,8 @@ def run_cli(
         [sys.executable, "-m", "metalearn", *args],
         cwd=cwd or ROOT,
         env=full_env,
-        capture_output=True,
+        stdout=stdout,
+        stderr=subprocess.PIPE,
         text=True,
         timeout=timeout,
     )

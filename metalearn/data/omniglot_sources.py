@@ -164,11 +164,10 @@ def locate(root: Path, set_names: list[str], download: bool) -> dict[str, FileSo
         else:
             missing.append(name)
     if missing:
-        looked = "\n  ".join(str(p) for name in missing for p in candidates(root, name))
-        zips = " and ".join(f"{name}.zip" for name in missing)
+        folders = "\n  ".join(str(p) for p in (root, root / TORCHVISION_FOLDER))
         raise DataError(
-            f"Omniglot's {' and '.join(missing)} not found. Looked in:\n  {looked}\n"
-            f"Fix: set dataset.root=DIR to a folder holding {zips} (or the extracted folders, or torchvision's "
-            f"{TORCHVISION_FOLDER}/ folder), or add dataset.download=true to fetch them from {URL_PREFIX} into {root}"
+            f"Omniglot not found: no {' or '.join(missing)} (.zip or folder) under dataset.root={root}; set "
+            "dataset.root to the folder that holds them, or add dataset.download=true to fetch them into it. "
+            f"Looked in:\n  {folders}"
         )
     return found

@@ -6,6 +6,8 @@ which is fast; a few run it in a subprocess, including HYDRA_FULL_ERROR=1, which
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -54,6 +56,10 @@ BAD_CONFIG = [
     (["+experiment=maml_sinusoid"], "experiment is chosen in the defaults list already: write experiment=maml_"),
     (["experiment=nonesuch"], "experiment=nonesuch is not an option of experiment"),
     (["sampler.n_way=[1,2"], "cannot parse the override 'sampler.n_way=[1,2'"),
+    # a value the shell split at a space, or with characters the override grammar takes only when quoted
+    (["dataset.name=my", "data"], "'data' is part of the value before it, quote the whole value"),
+    (["dataset.name=données"], """quote the value, as in 'dataset.name="données"'"""),
+    (["dataset.name=a#b"], """quote the value, as in 'dataset.name="a#b"'"""),
     (["mode=eval", "checkpoint=/nonexistent/best.pt"], "checkpoint /nonexistent/best.pt does not exist"),
     (["resume=/nonexistent/run"], "resume=/nonexistent/run: no such file or directory"),
     (["dataset=folder"], "needs dataset.root=PATH"),
@@ -86,7 +92,9 @@ def test_bad_config_is_one_line(
 ) -> None:
     switched = {o.split("=")[0] for o in overrides if "." not in o.split("=")[0]}  # groups this case switches
     base = [o for o in TINY if o.split(".")[0] not in switched]
-    code, err = call_cli(monkeypatch, capsys, *base, *overrides, f"hydra.run.dir={tmp_path / 'run'}")
+    flags = [o for o in overrides if o.startswith("-")]  # options go before the overrides
+    overrides = [o for o in overrides if not o.startswith("-")]
+    code, err = call_cli(monkeypatch, capsys, *flags, *base, *overrides, f"hydra.run.dir={tmp_path / 'run'}")
     assert_one_clean_line(code, err, fragment)
     assert not (tmp_path / "run" / "metrics.jsonl").exists()
 
@@ -122,8 +130,8 @@ def test_bad_data_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, c
     code, err = call_cli(
         monkeypatch, capsys, "dataset=omniglot", f"dataset.root={omniglot}", f"hydra.run.dir={tmp_path / 'b'}"
     )
-    assert_one_clean_line(code, err, "Omniglot's images_background and images_evaluation not found", listing=True)
-    assert str(omniglot / "images_background.zip") in err and "dataset.download=true" in err  # where it looked, the fix
+    assert_one_clean_line(code, err, "Omniglot not found: no images_background or images_evaluation", listing=True)
+    assert "dataset.download=true" in err.splitlines()[0] and f"  {omniglot / 'omniglot-py'}" in err  # fix; where
     (omniglot / "images_background.zip").write_bytes(b"PK\x03\x04" + b"\0" * 100)  # a truncated zip
     (omniglot / "images_evaluation.zip").write_bytes(b"PK\x03\x04" + b"\0" * 100)
     code, err = call_cli(
@@ -139,6 +147,75 @@ def test_unwritable_output_directory(
     blocker.write_text("")
     code, err = call_cli(monkeypatch, capsys, *TINY, f"hydra.run.dir={blocker}/run")
     assert_one_clean_line(code, err, f"cannot write to the output directory {blocker}/run: Not a directory")
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["seed=1", "-m", "seed=2,3"], "put the options before the overrides, as in: metalearn -m seed=1 seed=2,3"),
+        (["seed=1", "--cfg", "job", "seed=2"], "as in: metalearn --cfg=job seed=1 seed=2"),
+        (["-x", "seed=1"], "unknown option -x: metalearn --help lists the options"),
+        (["--seed=1"], "unknown option --seed: metalearn --help lists the options (an override is KEY=VALUE"),
+        (["-m", "--cfg", "job"], "-m and --cfg cannot be combined"),
+    ],
+)
+def test_misplaced_and_unknown_options_are_one_line(
+    argv: list[str], message: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """Instead of Hydra's usage text (or, for two modes, its ValueError traceback)."""
+    code, err = call_cli(monkeypatch, capsys, *argv)
+    assert_one_clean_line(code, err, message)
+
+
+def test_a_run_directory_hydra_cannot_write_into_is_refused_before_anything_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """Hydra writes .hydra/ and metalearn.log as the job starts: a folder where the log goes, or a file where its
+    folder goes, is one line naming the path (not Hydra's "Unable to configure handler 'file'" trace)."""
+    (tmp_path / "a" / "metalearn.log").mkdir(parents=True)
+    code, err = call_cli(monkeypatch, capsys, *TINY, f"hydra.run.dir={tmp_path / 'a'}")
+    assert_one_clean_line(code, err, f"cannot write {tmp_path / 'a' / 'metalearn.log'}: Is a directory")
+    assert [p.name for p in (tmp_path / "a").iterdir()] == ["metalearn.log"]  # no .hydra/, no claim left
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / ".hydra").write_text("")
+    code, err = call_cli(monkeypatch, capsys, *TINY, f"hydra.run.dir={tmp_path / 'b'}")
+    assert_one_clean_line(code, err, f"cannot write {tmp_path / 'b' / '.hydra'}: Not a directory")
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == [".hydra"]
+
+
+def test_a_read_only_run_directory_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """An existing run directory without write permission. The superuser may write anyway (and then the run
+    proceeds, rightly), so os.access is made to answer as it does for everyone else."""
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    if os.geteuid() == 0:
+        real = os.access
+        monkeypatch.setattr(os, "access", lambda path, mode: False if Path(path) == folder else real(path, mode))
+    try:
+        code, err = call_cli(monkeypatch, capsys, *TINY, f"hydra.run.dir={folder}")
+    finally:
+        folder.chmod(0o755)
+    assert_one_clean_line(code, err, f"cannot write to the output directory {folder}: Permission denied")
+    assert list(folder.iterdir()) == []
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGPIPE"), reason="no SIGPIPE on this platform")
+def test_a_reader_that_goes_away_is_no_traceback(tmp_path: Path) -> None:
+    """`metalearn --help | head -1`, `metalearn ... | head -1`: stdout is a pipe whose reader has gone. A command
+    that only prints ends as Unix filters do (SIGPIPE); a run finishes and keeps its results."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        printed = run_cli("--help", stdout=write)
+        ran = run_cli(*TINY, "trainer.iterations=1", f"hydra.run.dir={tmp_path / 'run'}", stdout=write)
+    finally:
+        os.close(write)
+    assert printed.returncode == -signal.SIGPIPE and printed.stderr == ""
+    assert ran.returncode == 0 and "Traceback" not in ran.stderr and "Error" not in ran.stderr
+    assert (tmp_path / "run" / "results.json").is_file()
 
 
 @pytest.mark.slow

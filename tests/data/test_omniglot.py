@@ -169,11 +169,15 @@ def test_download_checks_md5_and_keeps_nothing_on_mismatch(
 def test_missing_data_names_every_place_and_the_fix(tmp_path: Path) -> None:
     with pytest.raises(DataError) as caught:
         load_omniglot(root=str(tmp_path))
-    message = str(caught.value)
-    for name in ("images_background", "images_evaluation"):
-        for place in omniglot_sources.candidates(tmp_path, name):
-            assert str(place) in message
-    assert "dataset.root=DIR" in message and "dataset.download=true" in message
+    first, *looked = str(caught.value).splitlines()
+    # every candidate lies in one of the folders listed
+    folders = {
+        str(place.parent)
+        for name in ("images_background", "images_evaluation")
+        for place in omniglot_sources.candidates(tmp_path, name)
+    }
+    assert {line.strip() for line in looked} == folders
+    assert "set dataset.root to the folder" in first and "dataset.download=true" in first
 
 
 def test_config_rejects_impossible_values() -> None:
@@ -218,7 +222,11 @@ def test_cli_trains_on_the_minimal_set(omniglot_dir: Path, tmp_path: Path) -> No
     bad = run_cli(
         "dataset=omniglot", f"dataset.root={tmp_path / 'nowhere'}", "device=cpu", f"hydra.run.dir={tmp_path / 'bad'}"
     )
-    assert bad.returncode == 2 and "Error: Omniglot's images_background and images_evaluation not found" in bad.stderr
+    # one line that says what is missing and how to fix it, then the folders looked in
+    first, *looked = bad.stderr.strip().splitlines()
+    assert bad.returncode == 2 and first.startswith("Error: Omniglot not found: no images_background or ")
+    assert "dataset.download=true" in first and first.endswith("Looked in:")
+    assert [line.strip() for line in looked] == [str(tmp_path / "nowhere"), str(tmp_path / "nowhere" / "omniglot-py")]
 
 
 def test_a_zip_member_past_the_size_cap_is_refused_before_it_is_inflated(
