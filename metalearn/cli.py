@@ -17,6 +17,7 @@ command that resumes (exit 130 / 143).
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import signal
@@ -156,8 +157,65 @@ def _output_subdir(resume: Any, trainer_resume: Any) -> str:
     return f".hydra/resume-{datetime.now().strftime('%Y-%m-%d_%H-%M-%S')}"
 
 
+def _direction(target: Any) -> str:
+    """hydra.sweeper.direction of conf/hparams_search: "minimize" when the data set `target` (dataset._target_) is
+    regression (its `task`; the metric is MSE), else "maximize" (accuracy)."""
+    from hydra.utils import get_object
+
+    try:
+        task = getattr(get_object(str(target)), "task", None)
+    except Exception:  # not importable: composing the job says so
+        task = None
+    return "minimize" if task == "regression" else "maximize"
+
+
+def _optuna_storage(sweep_dir: Any) -> str:
+    """hydra.sweeper.storage of conf/hparams_search: an SQLite file in the sweep directory, which is created here:
+    Optuna's sweeper opens its storage before Hydra's launcher creates the directory, and SQLite creates no
+    folders. An absolute path, so that the study is found wherever the command runs from."""
+    folder = Path(str(sweep_dir)).expanduser().resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder / 'optuna.db'}"
+
+
+_TRIAL_DIRS: dict[tuple[str, str], str] = {}  # (sweep dir, job number) -> the folder name this process gave it
+
+
+def _trial_subdir(sweep_dir: Any, job_num: Any) -> str:
+    """hydra.sweep.subdir of conf/hparams_search: the job's number or, when that folder is taken (a search continued
+    in its sweep directory numbers its jobs from 0 again), the first free number after it. The folder is created
+    here, with mkdir's atomic test, so jobs running at once never share one; the same job gets the same answer."""
+    key = (str(sweep_dir), str(job_num))
+    if key not in _TRIAL_DIRS:
+        number = int(job_num)
+        while True:
+            try:
+                (Path(key[0]) / str(number)).mkdir(parents=True)
+                break
+            except FileExistsError:
+                number += 1
+        _TRIAL_DIRS[key] = str(number)
+    return _TRIAL_DIRS[key]
+
+
+def _trial_seed(seed: Any, sweep_dir: Any) -> int:
+    """hydra.sweeper.sampler.seed of conf/hparams_search: `seed` plus the number of trials already in the sweep
+    directory, so that a continued search draws new trials rather than the first ones again (Optuna's samplers start
+    their random stream afresh in every command), and the same command from the same state draws the same ones."""
+    folder = Path(str(sweep_dir))
+    done = sum(1 for p in folder.iterdir() if p.is_dir() and p.name.isdigit()) if folder.is_dir() else 0
+    return int(seed) + done
+
+
 def _register_resolvers() -> None:
-    for name, function in (("metalearn.run_dir", _run_dir), ("metalearn.output_subdir", _output_subdir)):
+    for name, function in (
+        ("metalearn.run_dir", _run_dir),
+        ("metalearn.output_subdir", _output_subdir),
+        ("metalearn.direction", _direction),
+        ("metalearn.optuna_storage", _optuna_storage),
+        ("metalearn.trial_subdir", _trial_subdir),
+        ("metalearn.trial_seed", _trial_seed),
+    ):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, function, use_cache=True)
 
@@ -236,69 +294,161 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
-def _job(cfg: DictConfig) -> None:
-    """One run inside Hydra's job: errors become one line and an exit code."""
+def _job(cfg: DictConfig) -> float | None:
+    """One run inside Hydra's job. Returns what a sweeper optimises: the best validation metric (the test metric
+    in mode=eval). A failure is one `Error:` line on stderr, in metalearn.log and in the run's failed.json; a single
+    run then exits with its code, while a job of a sweep returns None so the sweep goes on (metalearn.sweep says
+    which jobs failed at the end; Optuna's sweeper records a FAIL trial, where NaN would end its search with a
+    traceback). SIGINT / SIGTERM stop a sweep too, after the job's checkpoint."""
+    from hydra.types import RunMode
+
+    from metalearn.errors import RunDirError
+    from metalearn.files import record_failure
     from metalearn.run import run  # imported here so --help stays fast
     from metalearn.training.interrupt import Interrupted, handle_signals
-    from metalearn.training.resume import resume_command
 
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     # the overrides as typed: `key=${...}` is text here, not an interpolation to resolve
     overrides = [str(o) for o in OmegaConf.to_container(hydra_cfg.overrides.task, resolve=False)]  # type: ignore[union-attr]
+    if hydra_cfg.mode == RunMode.MULTIRUN:
+        _share_cpus(hydra_cfg)
     try:
         with handle_signals():
-            run(cfg, run_dir, overrides, dict(hydra_cfg.runtime.choices))
+            results = run(cfg, run_dir, overrides, dict(hydra_cfg.runtime.choices))
     except Interrupted as exc:
+        message = _interrupted_message(exc, cfg, run_dir)
+        record_failure(run_dir, "interrupted", message, exc.exit_code, overrides)
         if _full_errors():
             raise
-        trained = (run_dir / "checkpoints" / "last.pt").is_file() and cfg.mode == "train"
-        if exc.message:
-            what = exc.message
-        elif cfg.mode == "eval":
-            what = "evaluation stopped; no results were written"
-        else:
-            what = (
-                "the final test was stopped after training" if trained else "stopped before any checkpoint was written"
-            )
-        hint = f"; resume with: {resume_command(run_dir)}" if trained else ""
-        print(f"Interrupted by {exc.signal_name}: {what}{hint}", file=sys.stderr, flush=True)
+        print(message, file=sys.stderr, flush=True)
+        logging.getLogger("metalearn.file").error(message)
         sys.exit(exc.exit_code)
-    except MetalearnError as exc:
+    except Exception as exc:
+        message, code = _job_error(exc)
+        if not isinstance(exc, RunDirError):  # a directory that is not ours gets nothing, not even the failure
+            record_failure(run_dir, "failed", message, code, overrides)
         if _full_errors():
             raise
-        _fail(str(exc), 2)
-    except OSError as exc:  # a file-system problem outside our own checks (full disk, permissions)
-        if _full_errors():
-            raise
-        where = f" {exc.filename}" if exc.filename else ""
-        _fail(f"cannot access{where}: {exc.strerror or exc}", 2)
-    except Exception as exc:  # a bug: still one line by default, the traceback on request
-        if _full_errors():
-            raise
-        first = (str(exc).splitlines() or [""])[0]
-        _fail(
-            f"unexpected {type(exc).__name__}: {first} (set HYDRA_FULL_ERROR=1 for the traceback; please report it)", 1
+        print(f"Error: {message}", file=sys.stderr, flush=True)
+        logging.getLogger("metalearn.file").error(message)
+        if hydra_cfg.mode != RunMode.MULTIRUN:
+            sys.exit(code)
+        return None  # a failed trial to a sweeper; the next job runs
+    _check_direction(hydra_cfg, str(results.get("metric")))
+    if cfg.mode == "eval":  # Hydra's copy shows the command's config; record the checkpoint's, as used
+        from metalearn.files import atomic_write
+
+        used = OmegaConf.to_yaml(OmegaConf.create(results["config"]))
+        atomic_write(run_dir / str(hydra_cfg.output_subdir) / "config.yaml", lambda handle: handle.write(used.encode()))
+        return results["mean"]
+    return results.get(f"best_val_{results['metric']}", results["mean"])
+
+
+def _check_direction(hydra_cfg: DictConfig, metric: str) -> None:
+    """Warn when an Optuna search (hydra.sweeper.direction) optimises this run's metric the wrong way."""
+    direction = OmegaConf.select(hydra_cfg, "sweeper.direction", default=None)
+    wanted = {"accuracy": "maximize", "mse": "minimize"}.get(metric)
+    if isinstance(direction, str) and wanted and direction != wanted:
+        logging.getLogger("metalearn").warning(
+            f"hydra.sweeper.direction={direction}, but this run's metric is {metric}: the search needs "
+            f"hydra.sweeper.direction={wanted}"
         )
 
 
+def _share_cpus(hydra_cfg: DictConfig) -> None:
+    """A job of a sweep takes its share of the CPUs, so that jobs running side by side do not oversubscribe them:
+    hydra/launcher=joblib runs n_jobs at once (-1: one per CPU; joblib's workers also get OMP_NUM_THREADS = CPUs //
+    n_jobs), a submitit or Ray launcher gives each job cpus_per_task or ray.remote.num_cpus. A thread count set in
+    the environment (OMP_NUM_THREADS, MKL_NUM_THREADS) wins. Says what it chose in the job's log."""
+    from metalearn.device import available_cpus, explicit_threads, limit_threads
+
+    launcher = hydra_cfg.get("launcher") or {}
+    target, cpus = str(launcher.get("_target_", "")), available_cpus()
+    share, why = None, ""
+    if target.endswith("JoblibLauncher"):
+        n_jobs = int(launcher.get("n_jobs") or 1)
+        at_once = max(1, cpus + 1 + n_jobs if n_jobs < 0 else n_jobs)  # joblib's meaning of a negative n_jobs
+        share, why = cpus // at_once, f"{at_once} jobs at once on {cpus} CPUs"
+    elif launcher.get("cpus_per_task"):
+        share, why = int(launcher.cpus_per_task), f"hydra.launcher.cpus_per_task={launcher.cpus_per_task}"
+    elif OmegaConf.select(launcher, "ray.remote.num_cpus"):
+        num_cpus = int(OmegaConf.select(launcher, "ray.remote.num_cpus"))
+        share, why = num_cpus, f"hydra.launcher.ray.remote.num_cpus={num_cpus}"
+    threads = limit_threads(share)
+    if share is None or threads != max(1, share):  # no share, or the environment's count won
+        why = explicit_threads() or f"{cpus} CPUs"
+    logging.getLogger("metalearn").info(f"torch threads: {threads} ({why})")
+
+
+def _interrupted_message(exc: Any, cfg: DictConfig, run_dir: Path) -> str:
+    from metalearn.training.resume import resume_command
+
+    trained = (run_dir / "checkpoints" / "last.pt").is_file() and cfg.mode == "train"
+    if exc.message:
+        what = exc.message
+    elif cfg.mode == "eval":
+        what = "evaluation stopped; no results were written"
+    else:
+        what = "the final test was stopped after training" if trained else "stopped before any checkpoint was written"
+    hint = f"; resume with: {resume_command(run_dir)}" if trained else ""
+    return f"Interrupted by {exc.signal_name}: {what}{hint}"
+
+
+def _job_error(exc: Exception) -> tuple[str, int]:
+    """The one-line message and exit code for an error inside a run."""
+    if isinstance(exc, MetalearnError):
+        return str(exc), 2
+    if isinstance(exc, OSError):  # a file-system problem outside our own checks (full disk, permissions)
+        where = f" {exc.filename}" if exc.filename else ""
+        return f"cannot access{where}: {exc.strerror or exc}", 2
+    first = (str(exc).splitlines() or [""])[0]  # a bug: still one line by default, the traceback on request
+    return f"unexpected {type(exc).__name__}: {first} (set HYDRA_FULL_ERROR=1 for the traceback; please report it)", 1
+
+
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
-def train_app(cfg: DictConfig) -> None:
+def train_app(cfg: DictConfig) -> float | None:
     """`metalearn ...`: meta-train, then test the best checkpoint."""
-    _job(cfg)
+    return _job(cfg)
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="eval")
-def eval_app(cfg: DictConfig) -> None:
+def eval_app(cfg: DictConfig) -> float | None:
     """`metalearn mode=eval checkpoint=PATH ...`: score a checkpoint, composed from its own saved config."""
-    _job(cfg)
+    return _job(cfg)
 
 
 # --- Hydra's own errors (bad override syntax, unknown group option, unknown key), as one line ------------
+# Hydra's plugins that metalearn's extras install: the config a plugin registers -> what it is, the extra
+_PLUGIN_EXTRAS = {
+    "hydra/sweeper/optuna": ("Hydra's Optuna sweeper (hparams_search=NAME uses it)", "sweeps"),
+    "hydra/launcher/joblib": ("Hydra's joblib launcher", "sweeps"),
+    "hydra/launcher/submitit_local": ("Hydra's submitit launcher", "slurm"),
+    "hydra/launcher/submitit_slurm": ("Hydra's submitit launcher", "slurm"),
+    "hydra/launcher/ray": ("Hydra's Ray launcher", "ray"),
+    "hydra/launcher/ray_aws": ("Hydra's Ray launcher", "ray"),
+}
+
+
+def _missing_plugin(text: str) -> str | None:
+    """A sweeper or launcher whose plugin is not installed (`Could not find 'hydra/launcher/joblib'`, or `Could not
+    load` it from a preset such as hydra/launcher=slurm): which extra installs it."""
+    found = re.search(r"Could not (?:find|load) '(hydra/(?:sweeper|launcher)/[^'/]+)'", text)
+    if not found or found.group(1) not in _PLUGIN_EXTRAS:
+        return None
+    what, extra = _PLUGIN_EXTRAS[found.group(1)]
+    preset = re.search(r"In '(hydra/(?:sweeper|launcher)/[^'/]+)': Could not load", text)
+    group, _, option = (preset or found).group(1).rpartition("/")
+    return f'{group}={option} needs {what}, which is not installed: pip install "metalearn[{extra}]"'
+
+
 def _hydra_message(exc: BaseException) -> str:
     from hydra.errors import MissingConfigException, OverrideParseException
 
     text = str(exc)
+    plugin = _missing_plugin(text)
+    if plugin:
+        return plugin
     found = re.search(r"Could not find '([^']+)/([^'/]+)'", text)
     if isinstance(exc, MissingConfigException) and found:
         group, option = found.groups()
@@ -358,19 +508,55 @@ def _check_output_dir(path: Path) -> None:
 def _check_before_running(flags: dict[str, str | None], overrides: list[str], config_name: str) -> None:
     """Compose the config as Hydra will (the first value of each sweep in a multirun) and check the run's
     output directory: what Hydra would report as a multi-line trace is one line here, before anything runs."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
 
     multirun = "-m" in flags or "--multirun" in flags
-    if multirun:
-        parsed = OverridesParser.create().parse_overrides(overrides)
-        overrides = [
-            o.input_line if not o.is_sweep_override() else f"{o.get_key_element()}={next(o.sweep_string_iterator())}"
-            for o in parsed
-        ]
     dirs = tuple(d for d in (flags.get("--config-dir"), flags.get("-cd")) if d)
+    if multirun:
+        for variant in _sweep_variants(overrides):
+            _compose(variant, config_name, dirs)
+        return
     cfg = _compose(overrides, config_name, dirs)
-    if not multirun and not {"--cfg", "-c"} & set(flags):  # --cfg only prints the config
-        _take_run_dir(cfg)
+    if {"--cfg", "-c"} & set(flags):  # only prints the config: check it, take no directory
+        from omegaconf import open_dict
+
+        from metalearn.config import validate_config
+
+        with open_dict(cfg):
+            del cfg["hydra"]
+        validate_config(cfg)
+        return
+    search = OmegaConf.select(cfg, "hydra.runtime.choices.hparams_search", default=None)
+    if search is not None:  # without -m Hydra would make one run with the defaults and search nothing
+        raise MetalearnError(
+            f"hparams_search={search} is a search of many runs: add -m, as in metalearn -m {' '.join(overrides)}"
+        )
+    _take_run_dir(cfg)
+
+
+def _sweep_variants(overrides: list[str], most: int = 64) -> list[list[str]]:
+    """Override lists that between them use every value of every swept key once (the others at their first
+    value), so that an unknown option or key anywhere in the sweep is found before its first job runs. Sweeps
+    without a list of values (a sweeper's interval(...)) are left to the sweeper."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    values: list[list[str]] = []
+    for override in parsed:
+        if not override.is_sweep_override():
+            values.append([override.input_line])
+            continue
+        try:
+            key = override.get_key_element()
+            values.append([f"{key}={value}" for value in override.sweep_string_iterator()])
+        except Exception:  # not a list of values: the sweeper draws them
+            values.append([])
+    first = [options[0] for options in values if options]
+    variants = [first]
+    for index, options in enumerate(values):
+        for option in options[1:]:
+            variant = [o[0] if i != index else option for i, o in enumerate(values) if o]
+            variants.append(variant)
+    return variants[:most]
 
 
 def _is_run(folder: Path) -> bool:
@@ -439,7 +625,12 @@ def _check_hydra_files(run_dir: Path, cfg: DictConfig) -> None:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["report"]:  # `metalearn report DIR ...`: tables and figures of finished runs
+        from metalearn.report import main as report
+
+        report(sys.argv[2:])
     _CHOSEN.clear()
+    _TRIAL_DIRS.clear()
     argv = sys.argv[1:]
     flags, overrides = _split_argv(argv)
     problem = _argv_problem(argv)
@@ -469,3 +660,7 @@ def main() -> None:
             raise
         print("Interrupted by SIGINT before the run started; nothing was written", file=sys.stderr, flush=True)
         sys.exit(130)
+    from metalearn.sweep import sweep_failures
+
+    if sweep_failures():  # the sweep went on past them; its summary has listed them
+        sys.exit(1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 
 import torch
 
@@ -36,6 +37,32 @@ def resolve_device(name: str, index: int | None = None) -> torch.device:
             )
         return torch.device("mps")
     return torch.device("cpu")
+
+
+# environment variables that set torch's CPU thread count when it starts (and OpenMP's / MKL's)
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def available_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask: what taskset, cgroups or SLURM left it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def explicit_threads() -> str | None:
+    """`NAME=VALUE` of the variable of THREAD_VARIABLES that set torch's thread count, or None."""
+    return next((f"{name}={os.environ[name]}" for name in THREAD_VARIABLES if os.environ.get(name)), None)
+
+
+def limit_threads(threads: int | None) -> int:
+    """Run torch's CPU operations on `threads` threads (at least 1), for a process that shares the machine with other
+    jobs, unless the environment set a count (THREAD_VARIABLES), which is left as it is; None leaves it too.
+    Returns torch's thread count."""
+    if threads is not None and explicit_threads() is None:
+        torch.set_num_threads(max(1, threads))
+    return torch.get_num_threads()
 
 
 # glibc mallopt parameters (malloc.h)

@@ -15,3 +15,8 @@ class DataError(MetalearnError):
 
 class CheckpointError(MetalearnError):
     """A checkpoint is missing, unreadable or does not match the config."""
+
+
+class RunDirError(MetalearnError):
+    """The run directory is not this run's to write (another run's outputs, in use, unwritable): nothing is
+    recorded in it, not even the failure."""

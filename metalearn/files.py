@@ -10,8 +10,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import torch
-
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -65,6 +63,8 @@ def remove_stale_temporaries(folder: Path) -> None:
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
+    import torch  # here, so that what reads run directories (the report, the sweep summary) starts fast
+
     atomic_write(path, lambda handle: torch.save(obj, handle))
 
 
@@ -78,6 +78,18 @@ def append_jsonl(obj: Any, path: Path) -> None:
         handle.write(json.dumps(obj) + "\n")
         handle.flush()
         os.fsync(handle.fileno())
+
+
+# --- what a run leaves: results.json when it finished, failed.json when it did not ---------------------------
+RESULTS_FILE = "results.json"
+FAILED_FILE = "failed.json"
+
+
+def record_failure(run_dir: Path, status: str, message: str, exit_code: int, overrides: list[str]) -> None:
+    """Write FAILED_FILE into a run directory this process owns: how the run ended ("failed" or "interrupted"),
+    the one-line message it printed and its exit code, so a sweep's report can list it."""
+    record = {"status": status, "error": message, "exit_code": exit_code, "overrides": overrides}
+    atomic_write_json(record, Path(run_dir) / FAILED_FILE)
 
 
 # --- an exclusive claim on a folder -----------------------------------------------------------------------

@@ -3,6 +3,7 @@ score a checkpoint (`evaluate_checkpoint`), and write results.json."""
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
@@ -18,13 +19,16 @@ from metalearn.algorithms.base import MetaLearner
 from metalearn.build import build
 from metalearn.config import validate_config
 from metalearn.device import resolve_device, reuse_freed_memory
-from metalearn.errors import ConfigError, MetalearnError
-from metalearn.files import atomic_write_json
+from metalearn.errors import ConfigError, RunDirError
+from metalearn.files import FAILED_FILE, RESULTS_FILE, atomic_write_json
 from metalearn.sampling.sampler import EpisodeSampler
 from metalearn.seeding import seed_everything
-from metalearn.training.checkpoint import load_checkpoint, load_state_checked
+from metalearn.training.checkpoint import checkpoint_file, load_checkpoint, load_state_checked
 from metalearn.training.evaluator import evaluate
+from metalearn.training.loggers import build_logger
 from metalearn.training.resume import find_resume_source, resumed_config, wants_resume
+
+log = logging.getLogger("metalearn")
 
 # Groups that define what a checkpoint holds; in mode=eval they come from the checkpoint.
 SAVED_GROUPS = ("dataset", "sampler", "algorithm", "model")
@@ -56,8 +60,10 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], choices: dict[st
         resume_path, resume_blob = find_resume_source(cfg, run_dir)
         cfg, choices = resumed_config(cfg, overrides, choices, run_dir, resume_blob, resume_path or run_dir)
         cfg = validate_config(cfg)
+    logger = build_logger(cfg.logger, run_dir, cfg)  # a missing package is refused before anything is written
     _prepare_dir(run_dir, resuming)
     parts = _build(cfg)
+    _announce(run_dir, parts, choices, "resuming" if resuming else "training")
     fit = build(cfg.trainer).fit(
         parts.learner,
         parts.sampler,
@@ -66,13 +72,16 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], choices: dict[st
         choices,
         resume_from=resume_blob,
         resume_path=resume_path,
+        logger=logger,
     )
     summary = {
         "iterations": fit.iterations,
         "best_iteration": fit.best_iteration,
         f"best_val_{fit.metric}": fit.best_val,
     }
-    return _test(cfg, parts, run_dir / "checkpoints" / "best.pt", run_dir, choices, summary, started)
+    results = _test(cfg, parts, run_dir / "checkpoints" / "best.pt", run_dir, choices, summary, started)
+    logger.finish(results)
+    return results
 
 
 def evaluate_checkpoint(
@@ -95,7 +104,20 @@ def evaluate_checkpoint(
     cfg = validate_config(cfg)
     choices = {**choices, **{k: v for k, v in saved_choices.items() if k in SAVED_GROUPS}}
     _prepare_dir(run_dir, resuming=False)
-    return _test(cfg, _build(cfg), Path(cfg.checkpoint), run_dir, choices, {}, started, checkpoint)
+    parts = _build(cfg)
+    path = checkpoint_file(cfg.checkpoint)
+    _announce(run_dir, parts, choices, f"evaluating {path}")
+    return _test(cfg, parts, path, run_dir, choices, {}, started, checkpoint)
+
+
+def _announce(run_dir: Path, parts: Components, choices: dict[str, str], what: str) -> None:
+    """Say where the run writes and what it runs on (stderr and metalearn.log, through Hydra's job logging)."""
+    path = parts.learner.path("train") if hasattr(parts.learner, "path") else "one batched pass per episode"
+    log.info(f"run directory: {run_dir}")
+    log.info(
+        f"{what}: algorithm={choices.get('algorithm')} dataset={choices.get('dataset')} model={choices.get('model')}"
+        f" on {parts.device}, tasks run by: {path}"
+    )
 
 
 def _prepare_dir(run_dir: Path, resuming: bool) -> None:
@@ -105,7 +127,7 @@ def _prepare_dir(run_dir: Path, resuming: bool) -> None:
         probe.write_text("")
         probe.unlink()
     except OSError as exc:
-        raise MetalearnError(
+        raise RunDirError(
             f"cannot write to the output directory {run_dir}: {exc.strerror}; choose another with hydra.run.dir=PATH"
         ) from None
     check_run_dir(run_dir, resuming)
@@ -116,11 +138,11 @@ def check_run_dir(run_dir: Path, resuming: bool) -> None:
     mode=eval never writes into a training run's directory, and a finished run is not resumed. Reads only."""
     if resuming:
         if (run_dir / "results.json").exists():
-            raise MetalearnError(f"the run in {run_dir} has already finished (see its results.json); nothing to resume")
+            raise RunDirError(f"the run in {run_dir} has already finished (see its results.json); nothing to resume")
         return
-    clashes = ("metrics.jsonl", "results.json", "checkpoints")
+    clashes = ("metrics.jsonl", "results.json", "checkpoints", FAILED_FILE)
     if any((run_dir / name).exists() for name in clashes):
-        raise MetalearnError(
+        raise RunDirError(
             f"{run_dir} already holds a run's outputs; choose a new directory with hydra.run.dir=PATH "
             "(or continue a stopped training run with trainer.resume=true)"
         )
@@ -188,9 +210,17 @@ def _test(
         **summary,
         "wall_time_s": round(time.perf_counter() - started, 2),
         "summary": summary_line,
+        "status": "finished",
+        "run_dir": str(run_dir),
+        "choices": dict(choices),
+        "config": OmegaConf.to_container(cfg, resolve=True),  # the config this run used, validated
     }
-    atomic_write_json(results, run_dir / "results.json")
+    atomic_write_json(results, run_dir / RESULTS_FILE)
+    (run_dir / FAILED_FILE).unlink(missing_ok=True)  # a run that failed, then was resumed to the end
     say(results["summary"])
+    log.info(f"results: {run_dir / RESULTS_FILE}")
+    if cfg.mode == "train":
+        log.info(f"best checkpoint: {checkpoint_path}")
     return results
 
 

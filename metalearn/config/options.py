@@ -31,6 +31,8 @@ DEVICE_NAMES = ("auto", "cpu", "cuda", "mps")
 # trainer.optimizer and trainer.scheduler
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULERS = ("none", "cosine")
+# logger.mode (wandb)
+WANDB_MODES = ("offline", "online")
 # mode and eval.protocol
 MODES = ("train", "eval")
 EVAL_PROTOCOLS = ("episodes", "omniglot_runs")

@@ -12,7 +12,7 @@ import dataclasses
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
-from metalearn.config.groups import algorithm, dataset, image_data, model, run, sampler
+from metalearn.config.groups import algorithm, dataset, image_data, logger, model, run, sampler
 from metalearn.config.schema import Schema
 
 
@@ -35,7 +35,16 @@ SCHEMAS: dict[str, dict[str, type[Schema]]] = {
     ),
     "model": _by_target(model.Conv4Config, model.MLPConfig),
     "trainer": _by_target(run.TrainerConfig),
+    "logger": _by_target(
+        logger.JsonlLoggerConfig,
+        logger.CsvLoggerConfig,
+        logger.TensorBoardLoggerConfig,
+        logger.WandbLoggerConfig,
+        logger.MlflowLoggerConfig,
+    ),
 }
+# Groups newer than some saved configs (checkpoints written before the group existed): absent means this option.
+ABSENT_MEANS: dict[str, type[Schema]] = {"logger": logger.JsonlLoggerConfig}
 # Groups without a target: one fixed schema each.
 FIXED_SCHEMAS: dict[str, type[Schema]] = {"device": run.DeviceConfig, "eval": run.EvalConfig}
 TopLevel = run.TopLevel
@@ -46,6 +55,7 @@ RUNTIME_ARGUMENTS: dict[str, tuple[str, ...]] = {
     "model": ("input_shape",),
     "algorithm": ("backbone", "task", "n_way"),
     "trainer": (),
+    "logger": ("run_dir",),
 }
 
 

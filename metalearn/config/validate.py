@@ -10,7 +10,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
-from metalearn.config.registry import FIXED_SCHEMAS, RUNTIME_ARGUMENTS, SCHEMAS, TopLevel
+from metalearn.config.registry import ABSENT_MEANS, FIXED_SCHEMAS, RUNTIME_ARGUMENTS, SCHEMAS, TopLevel, schema_defaults
 from metalearn.config.schema import Schema
 from metalearn.errors import ConfigError
 
@@ -131,6 +131,8 @@ def validate_config(cfg: DictConfig) -> DictConfig:
     typed: dict[str, Any] = {}
     for group, schemas in SCHEMAS.items():
         node = container.get(group)
+        if node is None and group in ABSENT_MEANS:
+            node = schema_defaults(ABSENT_MEANS[group])
         if not isinstance(node, dict):
             raise ConfigError(f"the config has no {group}; choose one with {group}=NAME (see metalearn --help)")
         typed[group] = _check_target(group, node, schemas)
@@ -142,6 +144,7 @@ def validate_config(cfg: DictConfig) -> DictConfig:
             "mode=eval needs a checkpoint: add checkpoint=PATH (for example outputs/DATE/TIME/checkpoints/best.pt)"
         )
     checked = {key: typed.get(key, top.get(key, value)) for key, value in container.items()}
+    checked.update({group: typed[group] for group in ABSENT_MEANS if group not in checked})
     return OmegaConf.create(checked)  # type: ignore[return-value]
 
 

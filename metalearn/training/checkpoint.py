@@ -110,9 +110,23 @@ def load_state_checked(module: nn.Module, state: Any, path: str | Path, hint: st
     module.load_state_dict(state)
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load and check a checkpoint; any problem is a CheckpointError naming the file."""
+def checkpoint_file(path: str | Path) -> Path:
+    """The checkpoint `path` names: a .pt file, or a run directory (its checkpoints/best.pt)."""
     path = Path(path).expanduser()
+    if path.is_dir():
+        for candidate in (path / "checkpoints" / "best.pt", path / "best.pt"):
+            if candidate.is_file():
+                return candidate
+        raise CheckpointError(
+            f"checkpoint {path} is a folder without checkpoints/best.pt: give a run directory or a checkpoint file"
+        )
+    return path
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load and check a checkpoint (a file, or a run directory's best.pt); any problem is a CheckpointError naming
+    the file."""
+    path = checkpoint_file(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:

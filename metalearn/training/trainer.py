@@ -34,6 +34,7 @@ from metalearn.training.checkpoint import (
 )
 from metalearn.training.evaluator import evaluate
 from metalearn.training.faults import Faults
+from metalearn.training.loggers import RunLogger
 from metalearn.training.resume import resume_command
 
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
@@ -126,13 +127,18 @@ class Trainer:
         resume_from: dict[str, Any] | None = None,
         resume_path: Path | None = None,
         faults: Faults | None = None,
+        logger: RunLogger | None = None,
     ) -> TrainSummary:
-        """Train from scratch, or continue from the loaded checkpoint `resume_from` (read from `resume_path`)."""
+        """Train from scratch, or continue from the loaded checkpoint `resume_from` (read from `resume_path`).
+        `logger` (metalearn.training.loggers.build_logger) receives every metrics.jsonl row after it is written."""
         run = _Run(self, learner, sampler, Path(run_dir), config_yaml, choices, faults or Faults.from_env())
         if resume_from is not None:
             remove_stale_temporaries(run.ckpt_dir)  # the run directory is ours: a .tmp is from a killed write
             run.restore(resume_from, resume_path or run.ckpt_dir / "last.pt")
         _truncate_metrics(run.metrics_path, run.state.metrics_bytes, run.state.metrics_rows)
+        if logger is not None:  # the logger backends: after metrics.jsonl is cut back, which they follow
+            run.logger = logger
+            logger.start(run.state.iteration + 1)
         run.start = time.perf_counter() - run.state.elapsed_s
         if resume_path is not None and Path(resume_path).resolve() != (run.ckpt_dir / "last.pt").resolve():
             run.save("last.pt")  # resumed from another checkpoint (best.pt): last.pt must not be from a later state
@@ -202,6 +208,7 @@ class _Run:
         self.start = time.perf_counter()
         self.last_saved = -1  # the iteration of the last last.pt written or resumed from
         self.improved = False  # whether this iteration's validation beat the best so far
+        self.logger: RunLogger | None = None  # set by Trainer.fit
 
     # --- one iteration ----------------------------------------------------------------------------
     def step(self, iteration: int) -> None:
@@ -239,7 +246,7 @@ class _Run:
 
     def validate(self, iteration: int) -> dict[str, float]:
         """Score the fixed validation episodes; remember the best."""
-        val = evaluate(self.learner, self.sampler, "val", progress=False)
+        val = evaluate(self.learner, self.sampler, "val", progress=self.trainer.progress)
         self.faults.point("validation", iteration)
         state = self.state
         if state.best_val is None or (
@@ -263,6 +270,11 @@ class _Run:
             raise self._write_error(self.metrics_path, exc) from None
         state.metrics_bytes = self.metrics_path.stat().st_size
         state.metrics_rows += 1
+        if self.logger is not None:  # the other backends, once metrics.jsonl (the source of truth) holds the row
+            try:
+                self.logger.log(row)
+            except OSError as exc:
+                raise self._write_error(Path(exc.filename or self.run_dir), exc) from None
 
     def save(self, name: str) -> None:
         """Write checkpoints/NAME (last.pt or best.pt) with the whole training state."""

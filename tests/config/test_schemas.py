@@ -35,7 +35,9 @@ def test_constructor_defaults_equal_the_schema(group, target, schema):
 
 
 def _yaml_files():
-    return sorted(p for p in config_dir().glob("*/*.yaml") if p.parent.name not in ("experiment", "debug"))
+    return sorted(
+        p for p in config_dir().glob("*/*.yaml") if p.parent.name not in ("experiment", "debug", "hparams_search")
+    )
 
 
 BY_NAME = {s.__name__: s for by_target in SCHEMAS.values() for s in by_target.values()} | {"DeviceConfig": DeviceConfig}

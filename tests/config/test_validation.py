@@ -52,7 +52,7 @@ def test_bad_values_are_rejected_with_the_key_value_and_what_is_allowed(override
     assert message in str(info.value)
 
 
-@pytest.mark.parametrize("group", ["dataset", "sampler", "algorithm", "model", "device", "trainer"])
+@pytest.mark.parametrize("group", ["dataset", "sampler", "algorithm", "model", "device", "trainer", "logger"])
 def test_every_option_of_every_group_validates(group):
     for option in sorted(p.stem for p in (config_dir() / group).glob("*.yaml")):
         validate_config(composed(f"{group}={option}"))

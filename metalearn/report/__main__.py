@@ -1,0 +1,6 @@
+"""`python -m metalearn.report DIR ...`, the same as `metalearn report DIR ...`."""
+
+from metalearn.report.command import main
+
+if __name__ == "__main__":
+    main()
