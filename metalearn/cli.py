@@ -30,7 +30,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from metalearn.errors import MetalearnError
+from metalearn.errors import MetalearnError, one_line
 
 # Hydra's flags that take a value (the next word), so that the words after them are not read as overrides
 _VALUE_FLAGS = {"--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd", "--cfg", "-c", "--package", "-p"}
@@ -325,7 +325,7 @@ def _job(cfg: DictConfig) -> float | None:
         logging.getLogger("metalearn.file").error(message)
         sys.exit(exc.exit_code)
     except Exception as exc:
-        message, code = _job_error(exc)
+        message, code = one_line(exc)
         if not isinstance(exc, RunDirError):  # a directory that is not ours gets nothing, not even the failure
             record_failure(run_dir, "failed", message, code, overrides)
         if _full_errors():
@@ -393,17 +393,6 @@ def _interrupted_message(exc: Any, cfg: DictConfig, run_dir: Path) -> str:
         what = "the final test was stopped after training" if trained else "stopped before any checkpoint was written"
     hint = f"; resume with: {resume_command(run_dir)}" if trained else ""
     return f"Interrupted by {exc.signal_name}: {what}{hint}"
-
-
-def _job_error(exc: Exception) -> tuple[str, int]:
-    """The one-line message and exit code for an error inside a run."""
-    if isinstance(exc, MetalearnError):
-        return str(exc), 2
-    if isinstance(exc, OSError):  # a file-system problem outside our own checks (full disk, permissions)
-        where = f" {exc.filename}" if exc.filename else ""
-        return f"cannot access{where}: {exc.strerror or exc}", 2
-    first = (str(exc).splitlines() or [""])[0]  # a bug: still one line by default, the traceback on request
-    return f"unexpected {type(exc).__name__}: {first} (set HYDRA_FULL_ERROR=1 for the traceback; please report it)", 1
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
@@ -628,7 +617,7 @@ def main() -> None:
     if sys.argv[1:2] == ["report"]:  # `metalearn report DIR ...`: tables and figures of finished runs
         from metalearn.report import main as report
 
-        report(sys.argv[2:])
+        sys.exit(report(sys.argv[2:]))
     _CHOSEN.clear()
     _TRIAL_DIRS.clear()
     argv = sys.argv[1:]

@@ -20,3 +20,14 @@ class CheckpointError(MetalearnError):
 class RunDirError(MetalearnError):
     """The run directory is not this run's to write (another run's outputs, in use, unwritable): nothing is
     recorded in it, not even the failure."""
+
+
+def one_line(exc: Exception) -> tuple[str, int]:
+    """The one-line message and exit code for an error: ours (2), the file system's (2), or a bug (1)."""
+    if isinstance(exc, MetalearnError):
+        return str(exc), 2
+    if isinstance(exc, OSError):  # a file-system problem outside our own checks (full disk, permissions)
+        where = f" {exc.filename}" if exc.filename else ""
+        return f"cannot access{where}: {exc.strerror or exc}", 2
+    first = (str(exc).splitlines() or [""])[0]  # a bug: still one line by default, the traceback on request
+    return f"unexpected {type(exc).__name__}: {first} (set HYDRA_FULL_ERROR=1 for the traceback; please report it)", 1

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from metalearn.errors import MetalearnError
+from metalearn.errors import MetalearnError, one_line
 from metalearn.report.discover import find
 from metalearn.report.grouping import Group, group_runs, matches, parse_filters, varying_keys
 from metalearn.report.runs import Run
@@ -194,33 +194,18 @@ def _write(
     return [out / "report.md", *written, *figures], skipped
 
 
-def main(argv: list[str] | None = None) -> NoReturn:
-    """Run the command on `argv` (default: sys.argv[1:]) and exit with its code; errors are one `Error:` line
-    (set HYDRA_FULL_ERROR=1 for the traceback of an unexpected one)."""
+def main(argv: list[str] | None = None) -> int:
+    """Run the command on `argv` (default: sys.argv[1:]) and return its exit code for the entry point to exit
+    with; errors are one `Error:` line (set HYDRA_FULL_ERROR=1 for the traceback of an unexpected one)."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    full = os.environ.get("HYDRA_FULL_ERROR") == "1"
     try:
-        code = report(argv)
-    except MetalearnError as exc:
-        print(f"Error: {exc}", file=sys.stderr)
-        code = 2
-    except OSError as exc:
-        if full:
-            raise
-        where = f" {exc.filename}" if exc.filename else ""
-        print(f"Error: cannot access{where}: {exc.strerror or exc}", file=sys.stderr)
-        code = 2
+        return report(argv)
     except KeyboardInterrupt:
         print("Interrupted by SIGINT", file=sys.stderr)
-        code = 130
+        return 130
     except Exception as exc:
-        if full:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1" and not isinstance(exc, MetalearnError):
             raise
-        first = (str(exc).splitlines() or [""])[0]
-        print(
-            f"Error: unexpected {type(exc).__name__}: {first} (set HYDRA_FULL_ERROR=1 for the traceback; please report "
-            "it)",
-            file=sys.stderr,
-        )
-        code = 1
-    sys.exit(code)
+        message, code = one_line(exc)
+        print(f"Error: {message}", file=sys.stderr)
+        return code

@@ -295,9 +295,7 @@ def test_bad_arguments_are_one_error_line(
     sweep: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
 ) -> None:
     (tmp_path / "empty" / "sub").mkdir(parents=True)
-    with pytest.raises(SystemExit) as exit_info:
-        main([a.format(tmp=tmp_path, sweep=sweep) for a in args])
-    assert exit_info.value.code == 2
+    assert main([a.format(tmp=tmp_path, sweep=sweep) for a in args]) == 2
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and err.startswith(message.format(tmp=tmp_path, sweep=sweep)), err
 
@@ -310,9 +308,7 @@ def test_no_finished_run_lists_them_and_exits_1(tmp_path: Path, capsys: pytest.C
         choices("maml"),
         failed={"status": "interrupted", "error": "stopped by SIGTERM"},
     )
-    with pytest.raises(SystemExit) as exit_info:
-        main([str(tmp_path)])
-    assert exit_info.value.code == 1
+    assert main([str(tmp_path)]) == 1
     captured = capsys.readouterr()
     assert f"- interrupted: {tmp_path / 'a'} [seed=0]: stopped by SIGTERM" in captured.out
     assert captured.err == f"Error: none of the 1 runs under {tmp_path} has finished (listed above)\n"
@@ -335,9 +331,7 @@ def test_an_unwritable_output_is_one_error_line(
     sweep: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (tmp_path / "file").write_text("")
-    with pytest.raises(SystemExit) as exit_info:
-        main([str(sweep), "--no-plots", "--out", str(tmp_path / "file" / "out")])
-    assert exit_info.value.code == 2
+    assert main([str(sweep), "--no-plots", "--out", str(tmp_path / "file" / "out")]) == 2
     captured = capsys.readouterr()
     assert "82.00 ± 4.97" in captured.out  # the table still reaches the terminal
     assert captured.err.startswith("Error: cannot access ") and len(captured.err.splitlines()) == 1
