@@ -136,6 +136,26 @@ def test_help_lists_groups_and_options():
         assert text in result.stdout
 
 
+def test_help_is_hydras_page_without_torch(tmp_path):
+    """metalearn makes the help page itself (Hydra's help command takes over a second listing the groups): the
+    same page as Hydra's own, which --config-name still gets, for plain and overridden configs and an extra
+    --config-dir; and --help imports no torch."""
+    extra = tmp_path / "mine" / "algorithm"
+    extra.mkdir(parents=True)
+    (extra / "my_protonet.yaml").write_text("defaults:\n  - protonet\n  - _self_\n")
+    for args in ([], ["algorithm=maml", "sampler.k_shot=5"], ["--config-dir", str(tmp_path / "mine")]):
+        flags = [a for a in args if "=" not in a]
+        overrides = [a for a in args if "=" in a]
+        ours = run_cli(*flags, "--help", *overrides)
+        hydras = run_cli(*flags, "--config-name", "config", "--help", *overrides)
+        assert ours.returncode == hydras.returncode == 0, ours.stderr + hydras.stderr
+        assert ours.stdout == hydras.stdout
+    assert "algorithm: anil, fomaml, maml, maml++, metasgd, my_protonet, protonet, reptile" in ours.stdout
+    code = "import sys; from metalearn.cli import main; sys.argv = ['metalearn', '--help']; main(); print(sys.modules)"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "'torch'" not in loaded and "config groups" in loaded.lower()
+
+
 def test_console_script_works_from_another_directory(tmp_path):
     exe = shutil.which("metalearn", path=str(Path(sys.executable).parent))
     assert exe, "the metalearn console script is not installed"

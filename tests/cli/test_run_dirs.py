@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from metalearn import cli
+from metalearn.cli import resolvers
 from metalearn.files import CLAIM_FILE, claim, claim_holder, release
 from tests.support import TINY, run_cli
 
@@ -43,14 +43,15 @@ def test_claim_is_exclusive_and_a_dead_holders_claim_is_taken_over(tmp_path: Pat
 def test_a_default_run_directory_taken_in_the_same_second_gets_a_suffix(tmp_path: Path) -> None:
     default = tmp_path / "outputs" / "2026-12-01" / "06-40-00"
     hold(default, os.getppid())
-    cli._CHOSEN.clear()
+    resolvers.CHOSEN.clear()
     try:
-        chosen = cli._run_dir(None, str(default))
-        assert chosen == f"{default}-1" and cli._run_dir(None, str(default)) == chosen  # the same answer twice
+        chosen = resolvers.choose_run_dir(None, str(default))
+        assert chosen == f"{default}-1"
+        assert resolvers.choose_run_dir(None, str(default)) == chosen  # the same answer twice
         assert claim_holder(Path(chosen)) == os.getpid()
     finally:
         release(Path(f"{default}-1"))
-        cli._CHOSEN.clear()
+        resolvers.CHOSEN.clear()
 
 
 @pytest.mark.slow

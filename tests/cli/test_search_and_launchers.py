@@ -16,6 +16,8 @@ import yaml
 from omegaconf import OmegaConf
 
 from metalearn import cli
+from metalearn.cli import composition, messages, resolvers
+from metalearn.cli.job import share_cpus
 from metalearn.device import THREAD_VARIABLES, available_cpus
 from tests.support import ROOT, TINY, run_cli
 
@@ -79,19 +81,19 @@ def test_a_job_of_a_sweep_takes_its_share_of_the_cpus_unless_the_environment_set
     hydra_cfg = OmegaConf.create({"launcher": {"_target_": launcher, "n_jobs": n_jobs, "cpus_per_task": cpus_per_task}})
     before = torch.get_num_threads()
     try:
-        cli._share_cpus(hydra_cfg)
+        share_cpus(hydra_cfg)
         assert torch.get_num_threads() == max(1, expected(available_cpus()))
         torch.set_num_threads(before)
         monkeypatch.setenv("OMP_NUM_THREADS", "3")  # the user's own count: left as it is
-        cli._share_cpus(hydra_cfg)
+        share_cpus(hydra_cfg)
         assert torch.get_num_threads() == before
     finally:
         torch.set_num_threads(before)
 
 
 def test_the_slurm_and_ray_presets_hold_their_documented_keys() -> None:
-    cli.prepare([])
-    slurm = cli._compose(["hydra/launcher=slurm"], "config").hydra.launcher
+    composition.prepare([])
+    slurm = composition.compose(["hydra/launcher=slurm"], "config").hydra.launcher
     assert slurm._target_.endswith("SlurmLauncher")
     assert (slurm.partition, slurm.gpus_per_node, slurm.cpus_per_task, slurm.mem_gb, slurm.timeout_min) == (
         None, 1, 8, 32, 240,
@@ -100,9 +102,9 @@ def test_the_slurm_and_ray_presets_hold_their_documented_keys() -> None:
     assert preset["defaults"][0] == "ray" and preset["ray"]["init"]["address"] == "auto"
     assert set(preset["ray"]["remote"]) == {"num_cpus", "num_gpus"}
     try:
-        ray = cli._compose(["hydra/launcher=ray_cluster"], "config").hydra.launcher
+        ray = composition.compose(["hydra/launcher=ray_cluster"], "config").hydra.launcher
     except Exception as exc:  # the Ray launcher is not installed (the dev extra leaves it out: it brings ray)
-        assert cli._hydra_message(exc) == (
+        assert messages.hydra_message(exc) == (
             "hydra/launcher=ray_cluster needs Hydra's Ray launcher, which is not installed: "
             'pip install "metalearn[ray]"'
         )
@@ -195,23 +197,23 @@ def test_every_search_is_a_seeded_tpe_search_over_real_keys_stored_in_its_sweep_
 ) -> None:
     from metalearn.config import validate_config
 
-    cli.prepare([])
-    cfg = cli._compose([f"hparams_search={search}", f"hydra.sweep.dir={tmp_path / 's'}", "seed=7"], "config")
+    composition.prepare([])
+    cfg = composition.compose([f"hparams_search={search}", f"hydra.sweep.dir={tmp_path / 's'}", "seed=7"], "config")
     sweeper = cfg.hydra.sweeper
     assert cfg.hydra.runtime.choices["hydra/sweeper"] == "optuna"
     assert sweeper.sampler._target_ == "optuna.samplers.TPESampler" and sweeper.sampler.seed == 7  # no trials yet
     assert sweeper.storage == f"sqlite:///{tmp_path / 's' / 'optuna.db'}" and sweeper.study_name == "metalearn"
     for key in sweeper.params:
         assert OmegaConf.select(cfg, key) is not None, f"{search} searches {key}, which the config does not have"
-    job, _ = cli.compose_config([f"hparams_search={search}"])
+    job, _ = composition.compose_config([f"hparams_search={search}"])
     validate_config(job)
 
 
 def test_the_direction_follows_the_data() -> None:
-    cli.prepare([])
+    composition.prepare([])
     for overrides, direction in ((["hparams_search=maml"], "maximize"), (["hparams_search=maml_sinusoid"], "minimize")):
-        assert cli._compose(overrides, "config").hydra.sweeper.direction == direction
-    assert cli._direction("mypkg.not_a_module.Data") == "maximize"
+        assert composition.compose(overrides, "config").hydra.sweeper.direction == direction
+    assert resolvers.direction("mypkg.not_a_module.Data") == "maximize"
 
 
 def test_a_search_without_multirun_is_refused_in_one_line(

@@ -65,15 +65,16 @@ def test_the_job_returns_the_best_validation_metric_to_a_sweeper(tmp_path: Path)
     from hydra.types import RunMode
     from omegaconf import OmegaConf
 
-    from metalearn import cli
+    from metalearn.cli import composition
+    from metalearn.cli.job import job as run_job
 
     def job(folder: Path, *overrides: str) -> float | None:
-        """cli._job as a job of a sweep would call it, writing into `folder`."""
+        """metalearn.cli.job.job as a job of a sweep would call it, writing into `folder`."""
         args = [*TINY, "trainer.iterations=2", *overrides]
-        hydra_cfg = cli._compose(args, "config").hydra
+        hydra_cfg = composition.compose(args, "config").hydra
         hydra_cfg.runtime.output_dir, hydra_cfg.mode = str(folder), RunMode.MULTIRUN
         HydraConfig.instance().set_config(OmegaConf.create({"hydra": hydra_cfg}))
-        return cli._job(cli.compose_config(args)[0])
+        return run_job(composition.compose_config(args)[0])
 
     value = job(tmp_path / "r")
     assert value == json.loads((tmp_path / "r" / "results.json").read_text())["best_val_accuracy"]
