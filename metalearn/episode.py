@@ -6,7 +6,7 @@ They sit at the bottom of the package (beside errors.py) because data sets that 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -18,15 +18,24 @@ class Episode:
 
     Classification: x float [n*k, C, H, W] in [0, 1], y long [n*k] with labels 0..n_way-1.
     Regression: x float [k, D], y float [k, 1].
+    n_way: the classes in the episode, for learners that size their output from the episode (metric learners
+      train 60-way and test 5-way); None for regression and where the learner's own n_way applies.
     """
 
     support_x: Tensor
     support_y: Tensor
     query_x: Tensor
     query_y: Tensor
+    n_way: int | None = None
+
+    #: the fields that hold tensors (everything else is carried over unchanged)
+    TENSORS = ("support_x", "support_y", "query_x", "query_y")
+
+    def tensors(self) -> tuple[Tensor, ...]:
+        return tuple(getattr(self, name) for name in self.TENSORS)
 
     def to(self, device: torch.device) -> "Episode":
-        return type(self)(*(getattr(self, f.name).to(device, non_blocking=True) for f in fields(self)))
+        return type(self)(*(t.to(device, non_blocking=True) for t in self.tensors()), n_way=self.n_way)
 
 
 @dataclass
@@ -37,7 +46,7 @@ class EpisodeBatch(Episode):
         return self.support_x.shape[0]
 
     def __getitem__(self, i: int) -> Episode:
-        return Episode(self.support_x[i], self.support_y[i], self.query_x[i], self.query_y[i])
+        return Episode(*(t[i] for t in self.tensors()), n_way=self.n_way)
 
     def episodes(self) -> list[Episode]:
         return [self[i] for i in range(len(self))]
@@ -45,4 +54,4 @@ class EpisodeBatch(Episode):
     @classmethod
     def of(cls, episode: Episode) -> "EpisodeBatch":
         """A batch of one: `episode` with a leading dimension of size 1 on every field."""
-        return cls(*(getattr(episode, f.name)[None] for f in fields(episode)))
+        return cls(*(t[None] for t in episode.tensors()), n_way=episode.n_way)

@@ -158,6 +158,14 @@ def _build(cfg: DictConfig) -> Components:
     sampler = build(cfg.sampler, data=data).to(device)
     backbone = build(cfg.model, input_shape=data.input_shape)
     learner = build(cfg.algorithm, backbone=backbone, task=data.task, n_way=cfg.sampler.n_way).to(device)
+    train_ways = sampler.train_shape.n_way
+    if sampler.classification and train_ways != sampler.n_way and not getattr(learner, "any_ways", False):
+        raise ConfigError(
+            f"sampler.train_n_way={train_ways} differs from sampler.n_way={sampler.n_way}, but "
+            f"{type(learner).__name__} has an output layer of n_way units that fixes its ways; remove "
+            "sampler.train_n_way, or use a learner that takes the ways from each episode (protonet, matchingnet, "
+            "relationnet)"
+        )
     return Components(device, data, sampler, learner)
 
 

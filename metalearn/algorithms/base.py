@@ -71,6 +71,10 @@ class MetaLearner(nn.Module):
 
     #: the task kinds the learner supports; subclasses narrow this
     tasks: tuple[str, ...] = ("classification", "regression")
+    #: whether the learner takes the number of ways from each episode (metric learners, whose outputs are one per
+    #: class of the episode), so it can train and test on episodes of different ways; False where an output layer of
+    #: n_way units fixes them (the MAML family)
+    any_ways: bool = False
 
     def __init__(self, backbone: nn.Module, task: str, n_way: int) -> None:
         super().__init__()
@@ -107,6 +111,22 @@ class MetaLearner(nn.Module):
         """Adapt on each episode's support set; outputs for its query set, [B, Q, n_way] logits or [B, Q, 1]."""
         raise NotImplementedError
 
+    def ways(self, batch: Episode) -> int:
+        """The episode's number of classes: its own where it says (training and test episodes may differ)."""
+        return batch.n_way if batch.n_way is not None and self.any_ways else self.n_way
+
+    def embed_episodes(self, batch: EpisodeBatch) -> tuple[Tensor, Tensor]:
+        """The backbone on each episode's support and query images together, one pass per episode, so BatchNorm's
+        batch statistics are each episode's own: support [B, S, *F] and query [B, Q, *F] features."""
+        s = batch.support_x.shape[1]
+        features = torch.stack([self.backbone(torch.cat([e.support_x, e.query_x])) for e in batch.episodes()])
+        return features[:, :s], features[:, s:]
+
+    def episode_loss(self, logits: Tensor, targets: Tensor) -> StepOutput:
+        """The mean over episodes of each episode's query cross-entropy: logits [B, Q, n], targets [B, Q]."""
+        losses = F.cross_entropy(logits.transpose(1, 2), targets, reduction="none").mean(-1)
+        return StepOutput(losses.mean(), self.step_metrics(losses.detach(), logits, targets))
+
     def predict(self, episode: Episode) -> Tensor:
         """predict_batch for one episode: [Q, n_way] logits or [Q, 1] values."""
         return self.predict_batch(EpisodeBatch.of(episode))[0]
@@ -115,3 +135,24 @@ class MetaLearner(nn.Module):
         """Training metrics of a meta-batch: mean query loss and accuracy or MSE."""
         key = "accuracy" if self.task == "classification" else "mse"
         return {"loss": float(losses.mean()), key: float(task_metric(outputs.detach(), targets, self.task).mean())}
+
+
+class EpisodeClassifier(MetaLearner):
+    """A learner that classifies each episode's queries from its support set in one forward pass, with no inner
+    loop (metric learners, closed-form heads): its outputs are one logit per class of the episode, so it takes the
+    ways from each episode, and it is trained by the query cross-entropy unless it says otherwise.
+
+    Args:
+        backbone, task, n_way: as MetaLearner.
+        batch_norm (str, "running"): "running" (standard BatchNorm) or "transductive" (set_batch_norm_mode).
+    """
+
+    tasks = ("classification",)
+    any_ways = True
+
+    def __init__(self, backbone: nn.Module, task: str, n_way: int, batch_norm: str = "running") -> None:
+        super().__init__(backbone, task, n_way)
+        set_batch_norm_mode(backbone, batch_norm)
+
+    def meta_loss(self, batch: EpisodeBatch) -> StepOutput:
+        return self.episode_loss(self.predict_batch(batch), batch.query_y)

@@ -30,7 +30,9 @@ FOLDER_CHANNELS = ("auto", "1", "3")
 DEVICE_NAMES = ("auto", "cpu", "cuda", "mps")
 # trainer.optimizer and trainer.scheduler
 OPTIMIZERS = ("adam", "sgd")
-SCHEDULERS = ("none", "cosine")
+SCHEDULERS = ("none", "cosine", "step")
+# algorithm.distance (ProtoNet)
+PROTO_DISTANCES = ("euclidean", "cosine")
 # logger.mode (wandb)
 WANDB_MODES = ("offline", "online")
 # mode and eval.protocol

@@ -27,13 +27,17 @@ SCHEMAS: dict[str, dict[str, type[Schema]]] = {
     "sampler": _by_target(sampler.EpisodicSamplerConfig),
     "algorithm": _by_target(
         algorithm.ProtoNetConfig,
+        algorithm.MatchingNetConfig,
+        algorithm.RelationNetConfig,
+        algorithm.R2D2Config,
+        algorithm.MetaOptNetConfig,
         algorithm.MAMLConfig,
         algorithm.MAMLPlusPlusConfig,
         algorithm.ANILConfig,
         algorithm.MetaSGDConfig,
         algorithm.ReptileConfig,
     ),
-    "model": _by_target(model.Conv4Config, model.MLPConfig),
+    "model": _by_target(model.Conv4Config, model.ResNet12Config, model.MLPConfig),
     "trainer": _by_target(run.TrainerConfig),
     "logger": _by_target(
         logger.JsonlLoggerConfig,

@@ -149,7 +149,7 @@ def validate_config(cfg: DictConfig) -> DictConfig:
 
 
 # Trainer settings that only act through the trainer's optimiser, which Reptile's outer update replaces.
-_OPTIMISER_ONLY = {"optimizer": "adam", "weight_decay": 0.0, "grad_clip": None, "scheduler": "none"}
+_OPTIMISER_ONLY = {"optimizer": "adam", "weight_decay": 0.0, "grad_clip": None, "scheduler": "none", "momentum": 0.0}
 
 
 def _check_combinations(container: dict[str, Any]) -> None:

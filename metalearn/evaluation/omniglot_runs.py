@@ -114,7 +114,7 @@ def score_runs(learner: MetaLearner, runs: list[OneShotRun], device: torch.devic
         with torch.no_grad():
             for run in runs:
                 episode = Episode(
-                    run.training.float() / 255, torch.arange(WAYS), run.test.float() / 255, run.labels
+                    run.training.float() / 255, torch.arange(WAYS), run.test.float() / 255, run.labels, n_way=WAYS
                 ).to(device)
                 predicted = learner.predict(episode).argmax(-1).cpu()
                 errors.append(int((predicted != run.labels).sum()))

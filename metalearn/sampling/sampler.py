@@ -7,6 +7,7 @@ run and every checkpoint is scored on the very same episodes.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 import torch
@@ -32,13 +33,28 @@ def draw_class_indices(store: ClassStore, n_tasks: int, n_way: int, n_per_class:
     return store.class_offsets[classes][..., None] + positions
 
 
+@dataclass(frozen=True)
+class Shape:
+    """An episode's shape: classes, support and query images per class (regression: points per task)."""
+
+    n_way: int
+    k_shot: int
+    q_query: int
+
+    def __str__(self) -> str:
+        return f"{self.n_way}-way {self.k_shot}-shot {self.q_query}-query"
+
+
 class EpisodeSampler:
     """Draws N-way K-shot episodes (or regression tasks) and moves them to the run's device.
 
     Args:
         data: a SplitData of ClassStores (classification) or a task source with `sample` (regression).
         n_way (int, 5), k_shot (int, 1), q_query (int, 15): classes per episode, support and query images
-            per class (for regression: support and query points per task).
+            per class (for regression: support and query points per task) of the validation and test episodes,
+            and of the training episodes unless given apart.
+        train_n_way, train_k_shot, train_q_query (int | None, None): the training episodes' shape where it differs,
+            as in the papers (Prototypical Networks train Omniglot 60-way and test 5- and 20-way).
         tasks_per_batch (int, 1): episodes per meta-batch.
         val_episodes (int, 100), test_episodes (int, 600): the fixed validation and test episodes.
         eval_batch_size (int, 50): episodes drawn at once in evaluation (memory only, not results).
@@ -60,9 +76,19 @@ class EpisodeSampler:
         eval_batch_size: int = 50,
         seed: int = 0,
         eval_seed: int = 0,
+        train_n_way: int | None = None,
+        train_k_shot: int | None = None,
+        train_q_query: int | None = None,
     ) -> None:
         self.data = data
         self.n_way, self.k_shot, self.q_query = n_way, k_shot, q_query
+        train = Shape(
+            n_way if train_n_way is None else train_n_way,
+            k_shot if train_k_shot is None else train_k_shot,
+            q_query if train_q_query is None else train_q_query,
+        )
+        self.shapes = {"train": train, "val": Shape(n_way, k_shot, q_query), "test": Shape(n_way, k_shot, q_query)}
+        self._train_keys = {"n_way": train_n_way, "k_shot": train_k_shot, "q_query": train_q_query}
         self.tasks_per_batch = tasks_per_batch
         self.num_episodes = {"val": val_episodes, "test": test_episodes}
         self.eval_batch_size = eval_batch_size
@@ -77,21 +103,29 @@ class EpisodeSampler:
         if self.classification:
             self._check_sizes(data)
 
+    @property
+    def train_shape(self) -> Shape:
+        return self.shapes["train"]
+
     def _check_sizes(self, data: SplitData) -> None:
         """Reject episode sizes the data cannot supply, naming the key, the value and the limit."""
-        for split in ("train", "val", "test"):
+        for split, shape in self.shapes.items():
             store = data.split(split)
-            if self.n_way > store.num_classes:
+            # name the keys the user set: train_* where the training shape was given apart
+            given = {k for k, v in self._train_keys.items() if split == "train" and v is not None}
+            pre = "train_" if "n_way" in given else ""
+            if shape.n_way > store.num_classes:
                 raise ConfigError(
-                    f"sampler.n_way={self.n_way} is too large: the {split} split of {data.name} has "
-                    f"{store.num_classes} classes, so n_way must be at most {store.num_classes}"
+                    f"sampler.{pre}n_way={shape.n_way} is too large: the {split} split of {data.name} has "
+                    f"{store.num_classes} classes, so {pre}n_way must be at most {store.num_classes}"
                 )
             smallest = int(store.class_sizes.min())
-            if self.k_shot + self.q_query > smallest:
+            pre = "train_" if given & {"k_shot", "q_query"} else ""
+            if shape.k_shot + shape.q_query > smallest:
                 raise ConfigError(
-                    f"sampler.k_shot + sampler.q_query = {self.k_shot} + {self.q_query} is too large: the smallest "
-                    f"class of the {split} split of {data.name} has {smallest} images, so k_shot + q_query must be "
-                    f"at most {smallest}"
+                    f"sampler.{pre}k_shot + sampler.{pre}q_query = {shape.k_shot} + {shape.q_query} is too large: "
+                    f"the smallest class of the {split} split of {data.name} has {smallest} images, so "
+                    f"{pre}k_shot + {pre}q_query must be at most {smallest}"
                 )
 
     def to(self, device: torch.device) -> "EpisodeSampler":
@@ -99,8 +133,9 @@ class EpisodeSampler:
         return self
 
     # --- drawing ------------------------------------------------------------------------------
-    def _episodes_from_indices(self, store: ClassStore, idx: Tensor) -> EpisodeBatch:
-        t, n, _ = idx.shape
+    def _episodes_from_indices(self, store: ClassStore, idx: Tensor, k_shot: int) -> EpisodeBatch:
+        """Episodes from image indices [T, n_way, k_shot + q_query]: the first k_shot of each class support."""
+        t, n, per_class = idx.shape
         rows = store.images.view(len(store.images), -1)
 
         def gather(part: Tensor) -> Tensor:
@@ -110,25 +145,31 @@ class EpisodeSampler:
             return picked.to(self.device, non_blocking=True).float().div_(255)
 
         labels = torch.arange(n, device=self.device)
-        support_y = labels.repeat_interleave(self.k_shot).expand(t, -1)
-        query_y = labels.repeat_interleave(self.q_query).expand(t, -1)
+        support_y = labels.repeat_interleave(k_shot).expand(t, -1)
+        query_y = labels.repeat_interleave(per_class - k_shot).expand(t, -1)
         return EpisodeBatch(
-            gather(idx[:, :, : self.k_shot]),
+            gather(idx[:, :, :k_shot]),
             support_y.contiguous(),
-            gather(idx[:, :, self.k_shot :]),
+            gather(idx[:, :, k_shot:]),
             query_y.contiguous(),
+            n_way=n,
         )
 
-    def _draw(self, split: str, n_tasks: int, gen: torch.Generator) -> EpisodeBatch:
+    def _draw(self, split: str, n_tasks: int, gen: torch.Generator) -> EpisodeBatch | Tensor:
+        """n_tasks episodes of the split's shape: an EpisodeBatch (regression) or image indices (classification)."""
+        shape = self.shapes[split]
         if self.classification:
-            store = self.data.split(split)
-            idx = draw_class_indices(store, n_tasks, self.n_way, self.k_shot + self.q_query, gen)
-            return self._episodes_from_indices(store, idx)
-        return self.data.sample(n_tasks, self.k_shot, self.q_query, gen).to(self.device)
+            return draw_class_indices(self.data.split(split), n_tasks, shape.n_way, shape.k_shot + shape.q_query, gen)
+        return self.data.sample(n_tasks, shape.k_shot, shape.q_query, gen)
+
+    def _episodes(self, split: str, drawn: EpisodeBatch | Tensor) -> EpisodeBatch:
+        if self.classification:
+            return self._episodes_from_indices(self.data.split(split), drawn, self.shapes[split].k_shot)
+        return drawn.to(self.device)
 
     def train_batch(self) -> EpisodeBatch:
         """The next meta-batch of training episodes (with training augmentation, if any)."""
-        batch = self._draw("train", self.tasks_per_batch, self.generator)
+        batch = self._episodes("train", self._draw("train", self.tasks_per_batch, self.generator))
         if self.train_transform is not None and self.classification:
             batch.support_x = self.train_transform(batch.support_x, self.generator)
             batch.query_x = self.train_transform(batch.query_x, self.generator)
@@ -139,20 +180,14 @@ class EpisodeSampler:
         total = self.num_episodes[split]
         if split not in self._fixed:  # drawn once from eval_seed; identical in every run
             gen = torch.Generator().manual_seed(self.eval_seed * 1000 + _SPLIT_STREAM[split])
-            if self.classification:
-                store = self.data.split(split)
-                self._fixed[split] = draw_class_indices(store, total, self.n_way, self.k_shot + self.q_query, gen)
-            else:
-                self._fixed[split] = self.data.sample(total, self.k_shot, self.q_query, gen)
+            self._fixed[split] = self._draw(split, total, gen)
         fixed = self._fixed[split]
         for start in range(0, total, self.eval_batch_size):
             stop = min(start + self.eval_batch_size, total)
             if self.classification:
-                yield self._episodes_from_indices(self.data.split(split), fixed[start:stop])
+                yield self._episodes(split, fixed[start:stop])
             else:
-                yield EpisodeBatch(
-                    *(getattr(fixed, f)[start:stop] for f in ("support_x", "support_y", "query_x", "query_y"))
-                ).to(self.device)
+                yield self._episodes(split, EpisodeBatch(*(t[start:stop] for t in fixed.tensors())))
 
     # --- resume -------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Tensor]:

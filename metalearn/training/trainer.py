@@ -14,9 +14,10 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
 from metalearn.algorithms.base import MetaLearner, StepOutput
@@ -89,7 +90,10 @@ class Trainer:
         val_interval (int, 250), checkpoint_interval (int, 500), log_interval (int, 50): every N iterations
             (and at the end) validate, write last.pt, write a metrics.jsonl row.
         grad_clip (float or None, None): clip the meta-gradient's norm.
-        scheduler (str, "none"), min_lr (float, 0.0): "cosine" anneals the outer lr to min_lr.
+        scheduler (str, "none"), min_lr (float, 0.0): "cosine" anneals the outer lr to min_lr; "step" multiplies
+            it by lr_gamma every lr_step_size iterations (lr_step_size (int, 2000), lr_gamma (float, 0.5): the
+            Prototypical Networks schedule, the rate halved every 2,000 episodes).
+        momentum (float, 0.0), nesterov (bool, False): SGD's momentum (optimizer="sgd" only).
         progress (bool, True): a progress bar.
         resume (bool, False): handled by metalearn.run (which checkpoint, which config).
         faults: the test hooks (metalearn.training.faults); by default read from the environment.
@@ -107,6 +111,10 @@ class Trainer:
         grad_clip: float | None = None,
         scheduler: str = "none",
         min_lr: float = 0.0,
+        lr_step_size: int = 2000,
+        lr_gamma: float = 0.5,
+        momentum: float = 0.0,
+        nesterov: bool = False,
         progress: bool = True,
         resume: bool = False,
     ) -> None:
@@ -115,6 +123,8 @@ class Trainer:
         self.val_interval, self.checkpoint_interval, self.log_interval = val_interval, checkpoint_interval, log_interval
         self.grad_clip = grad_clip
         self.scheduler_name, self.min_lr = scheduler, min_lr
+        self.lr_step_size, self.lr_gamma = lr_step_size, lr_gamma
+        self.momentum, self.nesterov = momentum, nesterov
         self.progress = progress
 
     def fit(
@@ -177,6 +187,23 @@ class Trainer:
         return iteration % interval == 0 or iteration == self.iterations
 
 
+def make_optimizer(trainer: Trainer, parameters: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
+    """The outer optimiser: Adam, or SGD with its momentum settings."""
+    extra = {"momentum": trainer.momentum, "nesterov": trainer.nesterov} if trainer.optimizer_name == "sgd" else {}
+    return OPTIMIZERS[trainer.optimizer_name](parameters, lr=trainer.lr, weight_decay=trainer.weight_decay, **extra)
+
+
+def make_scheduler(trainer: Trainer, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """The outer learning rate's schedule, stepped once per iteration (its state is checkpointed for resume)."""
+    if trainer.scheduler_name == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=max(trainer.iterations, 1), eta_min=trainer.min_lr
+        )
+    if trainer.scheduler_name == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=trainer.lr_step_size, gamma=trainer.lr_gamma)
+    return None
+
+
 class _Run:
     """One call of Trainer.fit: the learner, its optimiser, the files it writes and the loop's state."""
 
@@ -193,16 +220,8 @@ class _Run:
         self.trainer, self.learner, self.sampler, self.faults = trainer, learner, sampler, faults
         self.run_dir, self.ckpt_dir, self.metrics_path = run_dir, run_dir / "checkpoints", run_dir / "metrics.jsonl"
         self.config_yaml, self.choices = config_yaml, choices
-        self.optimizer = OPTIMIZERS[trainer.optimizer_name](
-            learner.parameters(), lr=trainer.lr, weight_decay=trainer.weight_decay
-        )
-        self.scheduler = (
-            torch.optim.lr_scheduler.CosineAnnealingLR(
-                self.optimizer, T_max=max(trainer.iterations, 1), eta_min=trainer.min_lr
-            )
-            if trainer.scheduler_name == "cosine"
-            else None
-        )
+        self.optimizer = make_optimizer(trainer, learner.parameters())
+        self.scheduler = make_scheduler(trainer, self.optimizer)
         self.metric = "accuracy" if learner.task == "classification" else "mse"
         self.state = _Progress()
         self.start = time.perf_counter()

@@ -110,3 +110,34 @@ def test_sinusoid_tasks():
     assert float(batch.support_x.abs().max()) <= 5.0 and float(batch.support_y.abs().max()) <= 5.0
     fixed = [b.query_y for b in sampler.eval_batches("test")]
     assert torch.equal(torch.cat(fixed), torch.cat([b.query_y for b in sampler.eval_batches("test")]))
+
+
+def test_training_episodes_may_have_their_own_shape(glyphs):
+    """sampler.train_n_way / train_k_shot / train_q_query shape the training episodes only; every episode says its
+    ways, so metric learners score 20-way test episodes after 60-way training."""
+    sampler = EpisodeSampler(
+        glyphs, n_way=5, k_shot=1, q_query=2, train_n_way=12, train_k_shot=3, train_q_query=4, val_episodes=3
+    )
+    train = sampler.train_batch()
+    assert (train.n_way, train.support_x.shape[1], train.query_x.shape[1]) == (12, 36, 48)
+    assert torch.equal(train.support_y[0], torch.arange(12).repeat_interleave(3))
+    assert torch.equal(train.query_y[0], torch.arange(12).repeat_interleave(4))
+    val = next(sampler.eval_batches("val"))
+    assert (val.n_way, val.support_x.shape[1], val.query_x.shape[1]) == (5, 5, 10)
+    assert val[0].n_way == 5 and val.to(torch.device("cpu")).n_way == 5
+    # unset keys follow the test shape
+    same = EpisodeSampler(glyphs, n_way=4, k_shot=2, q_query=3, train_k_shot=5)
+    assert (same.train_shape.n_way, same.train_shape.k_shot, same.train_shape.q_query) == (4, 5, 3)
+
+
+def test_fixed_episodes_do_not_depend_on_the_training_shape(glyphs):
+    plain = EpisodeSampler(glyphs, n_way=5, val_episodes=4)
+    wide = EpisodeSampler(glyphs, n_way=5, val_episodes=4, train_n_way=20, train_q_query=5)
+    assert torch.equal(next(plain.eval_batches("val")).query_x, next(wide.eval_batches("val")).query_x)
+
+
+def test_training_shape_too_large_names_the_training_key(glyphs):
+    with pytest.raises(ConfigError, match=r"sampler.train_n_way=41 is too large: the train split of .* has 40"):
+        EpisodeSampler(glyphs, train_n_way=41)
+    with pytest.raises(ConfigError, match=r"sampler.train_k_shot \+ sampler.train_q_query = 15 \+ 15 is too large"):
+        EpisodeSampler(glyphs, train_k_shot=15)

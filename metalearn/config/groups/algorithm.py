@@ -5,7 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import List, Optional
 
-from metalearn.config.options import BATCH_NORM_MODES, BATCHING, INNER_DATA, INNER_OPTIMIZERS, REPTILE_EVALUATION
+from metalearn.config.options import (
+    BATCH_NORM_MODES,
+    BATCHING,
+    INNER_DATA,
+    INNER_OPTIMIZERS,
+    PROTO_DISTANCES,
+    REPTILE_EVALUATION,
+)
 from metalearn.config.schema import Schema, at_least, one_of, positive
 from metalearn.errors import ConfigError
 
@@ -40,9 +47,77 @@ class ProtoNetConfig(Schema):
     """Prototypical Networks (metalearn.algorithms.protonet.ProtoNet)."""
 
     _target_: str = "metalearn.algorithms.protonet.ProtoNet"
+    distance: str = "euclidean"  # euclidean (squared, the paper's) | cosine (times a learned temperature)
+    temperature: float = 10.0  # cosine: the logits' initial scale, learned
     batch_norm: str = "running"  # standard BatchNorm: batch statistics in training, running averages at test
 
     def check(self, prefix: str) -> None:
+        one_of(f"{prefix}.distance", self.distance, PROTO_DISTANCES)
+        positive(f"{prefix}.temperature", self.temperature)
+        one_of(f"{prefix}.batch_norm", self.batch_norm, BATCH_NORM_MODES)
+
+
+@dataclass
+class MatchingNetConfig(Schema):
+    """Matching Networks (metalearn.algorithms.matchingnet.MatchingNet)."""
+
+    _target_: str = "metalearn.algorithms.matchingnet.MatchingNet"
+    fce: bool = False  # full-context embeddings: a bidirectional LSTM over the support, an attention LSTM per query
+    fce_steps: Optional[int] = None  # the attention LSTM's steps (null: one per support example)
+    batch_norm: str = "running"
+
+    def check(self, prefix: str) -> None:
+        if self.fce_steps is not None:
+            at_least(f"{prefix}.fce_steps", self.fce_steps, 1)
+        one_of(f"{prefix}.batch_norm", self.batch_norm, BATCH_NORM_MODES)
+
+
+@dataclass
+class RelationNetConfig(Schema):
+    """Relation Networks (metalearn.algorithms.relationnet.RelationNet)."""
+
+    _target_: str = "metalearn.algorithms.relationnet.RelationNet"
+    relation_channels: int = 64  # the relation module's convolutions
+    relation_hidden: int = 8  # its hidden fully connected layer
+    batch_norm: str = "running"
+
+    def check(self, prefix: str) -> None:
+        at_least(f"{prefix}.relation_channels", self.relation_channels, 1)
+        at_least(f"{prefix}.relation_hidden", self.relation_hidden, 1)
+        one_of(f"{prefix}.batch_norm", self.batch_norm, BATCH_NORM_MODES)
+
+
+@dataclass
+class R2D2Config(Schema):
+    """R2D2, the closed-form ridge-regression head (metalearn.algorithms.r2d2.R2D2)."""
+
+    _target_: str = "metalearn.algorithms.r2d2.R2D2"
+    lam: float = 1.0  # the ridge regulariser's initial value (learned)
+    scale: float = 1.0  # the logits' initial scale alpha (learned)
+    bias: float = 0.0  # the logits' initial shift beta (learned)
+    batch_norm: str = "running"
+
+    def check(self, prefix: str) -> None:
+        positive(f"{prefix}.lam", self.lam)
+        one_of(f"{prefix}.batch_norm", self.batch_norm, BATCH_NORM_MODES)
+
+
+@dataclass
+class MetaOptNetConfig(Schema):
+    """MetaOptNet, the differentiable multi-class SVM head (metalearn.algorithms.metaoptnet.MetaOptNet)."""
+
+    _target_: str = "metalearn.algorithms.metaoptnet.MetaOptNet"
+    c: float = 0.1  # the SVM's regularisation constant C (the paper's)
+    ridge: float = 1.0  # ridge on the dual QP: a unique solution and derivative
+    scale: float = 1.0  # the logits' initial scale (learned)
+    max_iter: int = 1000  # the QP solver's iteration limit
+    tol: float = 1e-6  # its relative tolerance
+    batch_norm: str = "running"
+
+    def check(self, prefix: str) -> None:
+        for key in ("c", "ridge", "tol"):
+            positive(f"{prefix}.{key}", getattr(self, key))
+        at_least(f"{prefix}.max_iter", self.max_iter, 1)
         one_of(f"{prefix}.batch_norm", self.batch_norm, BATCH_NORM_MODES)
 
 

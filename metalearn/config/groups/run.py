@@ -37,8 +37,12 @@ class TrainerConfig(Schema):
     checkpoint_interval: int = 500  # write checkpoints/last.pt every N iterations (and at the end)
     log_interval: int = 50  # one metrics.jsonl row every N iterations
     grad_clip: Optional[float] = None  # max gradient norm, or None
-    scheduler: str = "none"  # none | cosine (cosine annealing of the outer learning rate to min_lr)
-    min_lr: float = 0.0
+    scheduler: str = "none"  # none | cosine (annealing of the outer lr to min_lr) | step (lr * lr_gamma every N)
+    min_lr: float = 0.0  # cosine: the final learning rate
+    lr_step_size: int = 2000  # step: iterations between decays (Prototypical Networks: 2,000 episodes)
+    lr_gamma: float = 0.5  # step: the factor at each decay (Prototypical Networks: halved)
+    momentum: float = 0.0  # sgd: momentum (MetaOptNet, Baseline: 0.9)
+    nesterov: bool = False  # sgd: Nesterov momentum
     progress: bool = True  # tqdm progress bars
     resume: bool = False  # continue the run in hydra.run.dir from its checkpoints/last.pt
 
@@ -54,6 +58,17 @@ class TrainerConfig(Schema):
             positive(f"{prefix}.grad_clip", self.grad_clip)
         one_of(f"{prefix}.scheduler", self.scheduler, SCHEDULERS)
         at_least(f"{prefix}.min_lr", self.min_lr, 0)
+        at_least(f"{prefix}.lr_step_size", self.lr_step_size, 1)
+        if not 0 <= self.momentum < 1:
+            raise ConfigError(f"{prefix}.momentum={self.momentum} is invalid: must be in [0, 1)")
+        if (self.momentum or self.nesterov) and self.optimizer != "sgd":
+            raise ConfigError(
+                f"{prefix}.momentum and {prefix}.nesterov apply to {prefix}.optimizer=sgd only (Adam keeps its own "
+                f"moments); set {prefix}.optimizer=sgd or remove them"
+            )
+        if self.nesterov and not self.momentum:
+            raise ConfigError(f"{prefix}.nesterov=true needs {prefix}.momentum above 0")
+        positive(f"{prefix}.lr_gamma", self.lr_gamma)
 
 
 @dataclass

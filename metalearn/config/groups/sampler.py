@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 from metalearn.config.schema import Schema, at_least, at_most, seed_range
 
@@ -20,13 +21,25 @@ class EpisodicSamplerConfig(Schema):
     eval_batch_size: int = 50  # episodes drawn at once during evaluation (memory only, not results)
     seed: int = 0  # the training episode stream (the YAML sets it to the run's seed)
     eval_seed: int = 0  # the fixed validation / test episodes: the same for every run
+    # the training episodes' shape where it differs from the test episodes' (null: the same), as in the papers
+    train_n_way: Optional[int] = None
+    train_k_shot: Optional[int] = None
+    train_q_query: Optional[int] = None
 
     def check(self, prefix: str) -> None:
         at_least(f"{prefix}.n_way", self.n_way, 2)
+        if self.train_n_way is not None:
+            at_least(f"{prefix}.train_n_way", self.train_n_way, 2)
         for key in ("k_shot", "q_query", "tasks_per_batch", "val_episodes", "test_episodes", "eval_batch_size"):
             at_least(f"{prefix}.{key}", getattr(self, key), 1)
+        for key in ("train_k_shot", "train_q_query"):
+            if getattr(self, key) is not None:
+                at_least(f"{prefix}.{key}", getattr(self, key), 1)
         for key in ("n_way", "k_shot", "q_query", "tasks_per_batch", "eval_batch_size"):
             at_most(f"{prefix}.{key}", getattr(self, key), 10_000)
+        for key in ("train_n_way", "train_k_shot", "train_q_query"):
+            if getattr(self, key) is not None:
+                at_most(f"{prefix}.{key}", getattr(self, key), 10_000)
         for key in ("val_episodes", "test_episodes"):
             at_most(f"{prefix}.{key}", getattr(self, key), 1_000_000, "the fixed episodes are drawn up front")
         for key in ("seed", "eval_seed"):

@@ -1,0 +1,50 @@
+"""Backbone shapes (the feature maps the relation module reads) and DropBlock's dropping and rescaling."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from metalearn.errors import ConfigError
+from metalearn.models.conv4 import Conv4
+from metalearn.models.resnet12 import DropBlock, ResNet12
+
+
+@pytest.mark.parametrize(
+    "shape, pool_blocks, maps",
+    [((1, 28, 28), None, (64, 1, 1)), ((1, 28, 28), 2, (64, 7, 7)), ((3, 84, 84), 2, (64, 21, 21))],
+)
+def test_conv4_feature_maps(shape, pool_blocks, maps):
+    net = Conv4(shape, pool_blocks=pool_blocks)
+    assert net.feature_shape == maps and net.out_features == maps[0] * maps[1] * maps[2]
+    assert net(torch.rand(2, *shape)).shape == (2, net.out_features)
+
+
+def test_resnet12_shapes():
+    net = ResNet12((3, 84, 84), widths=(8, 8, 16, 16))
+    assert net.feature_shape == (16, 5, 5)
+    assert net(torch.rand(2, 3, 84, 84)).shape == (2, 16 * 25)
+    pooled = ResNet12((3, 32, 32), widths=(8, 8, 16, 16), average_pool=True)
+    assert pooled.feature_shape is None and pooled(torch.rand(2, 3, 32, 32)).shape == (2, 16)
+    with pytest.raises(ConfigError, match="needs at least 16x16"):
+        ResNet12((1, 8, 8))
+
+
+def test_dropblock_drops_square_blocks_and_keeps_the_expected_activation():
+    torch.manual_seed(0)
+    drop = DropBlock(drop_rate=0.1, block_size=3)
+    x = torch.ones(64, 8, 20, 20)
+    drop.eval()
+    assert torch.equal(drop(x), x)  # the identity in evaluation
+    drop.train()
+    y = drop(x)
+    kept = y > 0
+    # the kept units are rescaled by (all units / kept units), so the mean activation stays 1
+    assert float(y.mean()) == pytest.approx(1.0, rel=1e-5)
+    assert torch.allclose(y[kept], torch.full_like(y[kept], x.numel() / float(kept.sum())))
+    # about drop_rate of the units are dropped (blocks overlap, so a little fewer)
+    assert 0.07 < 1 - float(kept.float().mean()) < 0.1
+    # every dropped unit lies in a dropped 3x3 square: a unit dropped alone would have no dropped neighbour
+    dropped = (~kept).float()
+    neighbours = torch.nn.functional.avg_pool2d(dropped, 3, stride=1, padding=1) * 9
+    assert torch.all(neighbours[~kept] >= 3)
