@@ -55,3 +55,17 @@ class EpisodeBatch(Episode):
     def of(cls, episode: Episode) -> "EpisodeBatch":
         """A batch of one: `episode` with a leading dimension of size 1 on every field."""
         return cls(*(t[None] for t in episode.tensors()), n_way=episode.n_way)
+
+
+@dataclass
+class LabelledBatch:
+    """A mini-batch of images with their classes, for supervised pre-training (Baseline, Baseline++).
+
+    x float [N, C, H, W] in [0, 1]; y long [N], the class indices of the training split (0..num_classes-1).
+    """
+
+    x: Tensor
+    y: Tensor
+
+    def to(self, device: torch.device) -> "LabelledBatch":
+        return LabelledBatch(self.x.to(device, non_blocking=True), self.y.to(device, non_blocking=True))

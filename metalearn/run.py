@@ -157,7 +157,9 @@ def _build(cfg: DictConfig) -> Components:
     data = build(cfg.dataset)
     sampler = build(cfg.sampler, data=data).to(device)
     backbone = build(cfg.model, input_shape=data.input_shape)
-    learner = build(cfg.algorithm, backbone=backbone, task=data.task, n_way=cfg.sampler.n_way).to(device)
+    # a pre-training head's classes default to the training split's (algorithm.train_classes=null)
+    extra = {"train_classes": sampler.num_classes} if cfg.algorithm.get("train_classes", 0) is None else {}
+    learner = build(cfg.algorithm, backbone=backbone, task=data.task, n_way=cfg.sampler.n_way, **extra).to(device)
     train_ways = sampler.train_shape.n_way
     if sampler.classification and train_ways != sampler.n_way and not getattr(learner, "any_ways", False):
         raise ConfigError(

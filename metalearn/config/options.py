@@ -33,6 +33,8 @@ OPTIMIZERS = ("adam", "sgd")
 SCHEDULERS = ("none", "cosine", "step")
 # algorithm.distance (ProtoNet)
 PROTO_DISTANCES = ("euclidean", "cosine")
+# algorithm.head (Baseline): linear (Baseline) or cosine (Baseline++)
+BASELINE_HEADS = ("linear", "cosine")
 # logger.mode (wandb)
 WANDB_MODES = ("offline", "online")
 # mode and eval.protocol

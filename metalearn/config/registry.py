@@ -24,13 +24,14 @@ def _by_target(*schemas: type[Schema]) -> dict[str, type[Schema]]:
 # are checked against their own `config_schema` or their signature (validate.py).
 SCHEMAS: dict[str, dict[str, type[Schema]]] = {
     "dataset": _by_target(dataset.GlyphsConfig, dataset.SinusoidConfig, dataset.OmniglotConfig, *image_data.SCHEMAS),
-    "sampler": _by_target(sampler.EpisodicSamplerConfig),
+    "sampler": _by_target(sampler.EpisodicSamplerConfig, sampler.BatchSamplerConfig),
     "algorithm": _by_target(
         algorithm.ProtoNetConfig,
         algorithm.MatchingNetConfig,
         algorithm.RelationNetConfig,
         algorithm.R2D2Config,
         algorithm.MetaOptNetConfig,
+        algorithm.BaselineConfig,
         algorithm.MAMLConfig,
         algorithm.MAMLPlusPlusConfig,
         algorithm.ANILConfig,

@@ -153,7 +153,18 @@ _OPTIMISER_ONLY = {"optimizer": "adam", "weight_decay": 0.0, "grad_clip": None, 
 
 
 def _check_combinations(container: dict[str, Any]) -> None:
-    """Refuse settings that the chosen components would silently ignore."""
+    """Refuse settings that the chosen components would silently ignore, and components that cannot work together."""
+    baseline = str(container["algorithm"].get("_target_", "")).endswith(".Baseline")
+    batches = str(container["sampler"].get("_target_", "")).endswith(".BatchSampler")
+    if baseline and not batches:
+        raise ConfigError(
+            "algorithm=baseline pre-trains on mini-batches of the training images, not episodes: add sampler=batches"
+        )
+    if batches and not baseline:
+        raise ConfigError(
+            "sampler=batches draws mini-batches for supervised pre-training (algorithm=baseline or baseline++); "
+            "episodic learners need sampler=episodic"
+        )
     if str(container["algorithm"].get("_target_", "")).endswith(".Reptile"):
         for key, default in _OPTIMISER_ONLY.items():
             value = container["trainer"].get(key, default)

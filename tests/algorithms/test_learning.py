@@ -29,7 +29,7 @@ def glyphs():
     [
         ("protonet", lambda shape: ProtoNet(Conv4(shape, 32), "classification", 5), 1, 0.8),
         ("protonet cosine", lambda shape: ProtoNet(Conv4(shape, 32), "classification", 5, distance="cosine"), 1, 0.8),
-        # attention over unscaled cosines bounds the 1-shot loss below by -log(e / (e + 4 / e)) = 0.43: it falls slower
+        # attention over plain cosines of ReLU features bounds the 1-shot loss below by -log(e / (e + 4)) = 0.91
         ("matchingnet", lambda shape: MatchingNet(Conv4(shape, 32), "classification", 5), 1, 0.9),
         ("matchingnet fce", lambda shape: MatchingNet(Conv4(shape, 32), "classification", 5, fce=True), 1, 0.9),
         ("relationnet", lambda shape: RelationNet(Conv4(shape, 32, pool_blocks=2), "classification", 5), 1, 0.8),

@@ -151,3 +151,13 @@ def test_metric_learners_take_the_ways_from_the_episode(make):
         )
         batch.n_way = ways
         assert learner.predict_batch(batch).shape == (1, 4, ways)
+
+
+def test_matching_attention_with_a_temperature_scales_the_cosines():
+    support = torch.tensor([[1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
+    query = torch.tensor([[1.0, 0.0]], dtype=torch.float64)
+    # cosines 1 and 0, times 5: weights e^5 / (e^5 + 1) and 1 / (e^5 + 1)
+    expected = torch.tensor([[math.exp(5) / (math.exp(5) + 1), 1 / (math.exp(5) + 1)]], dtype=torch.float64)
+    torch.testing.assert_close(attention(query, support, 5.0), expected, rtol=1e-12, atol=0)
+    learner = MatchingNet(Identity(2), "classification", 2, temperature=5.0)
+    assert [name for name, _ in learner.named_parameters()] == ["temperature"]  # learned

@@ -39,6 +39,8 @@ BAD_CONFIG = [
     (["sampler.train_n_way=50"], "sampler.train_n_way=50 is too large: the train split of glyphs"),
     (["sampler.train_k_shot=10", "sampler.q_query=15"], "sampler.train_k_shot + sampler.train_q_query = 10 + 15"),
     (["algorithm=maml", "sampler.train_n_way=3"], "sampler.train_n_way=3 differs from sampler.n_way=5, but MAML"),
+    (["algorithm=baseline", "sampler=episodic"], "algorithm=baseline pre-trains on mini-batches"),
+    (["sampler=batches"], "sampler=batches draws mini-batches for supervised pre-training"),
     (["algorithm.distance=l1"], "algorithm.distance='l1' is invalid: must be one of euclidean, cosine"),
     (["algorithm=relationnet", "model=mlp"], "algorithm=relationnet compares feature maps"),
     (["model=resnet12", "model.widths=[8,8]"], "ResNet-12 has 4 blocks, give 4 widths"),

@@ -23,9 +23,27 @@ def _plain(value):
     return list(value) if isinstance(value, tuple) else value
 
 
+def _parameters(cls: type) -> dict[str, inspect.Parameter]:
+    """A constructor's named parameters, with those of the base classes it forwards **kwargs to."""
+    named: dict[str, inspect.Parameter] = {}
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        parameters = inspect.signature(klass.__init__).parameters
+        named.update(
+            {n: p for n, p in parameters.items() if n != "self" and p.kind != p.VAR_KEYWORD and n not in named}
+        )
+        if not any(p.kind == p.VAR_KEYWORD for p in parameters.values()):
+            break
+    return named
+
+
 @pytest.mark.parametrize("group, target, schema", TARGETS, ids=[t for _, t, _ in TARGETS])
 def test_constructor_defaults_equal_the_schema(group, target, schema):
-    parameters = inspect.signature(get_object(target)).parameters
+    target_object = get_object(target)
+    parameters = (
+        _parameters(target_object) if isinstance(target_object, type) else inspect.signature(target_object).parameters
+    )
     keys = {f.name for f in dataclasses.fields(schema)} - {"_target_"}
     constructor = {n for n in parameters if n not in RUNTIME_ARGUMENTS[group]} - NOT_KEYS.get(target, set())
     assert keys == constructor, f"{target}: schema keys and constructor parameters differ"
@@ -45,8 +63,13 @@ BY_NAME = {s.__name__: s for by_target in SCHEMAS.values() for s in by_target.va
 
 def _own_and_inherited(path) -> tuple[dict, dict]:
     """An option file's own keys, and the values it inherits from its parent (a schema or another option)."""
-    own = yaml.safe_load(path.read_text())
-    parents = own.pop("defaults")
+    text = path.read_text()
+    own = yaml.safe_load(text)
+    # an option that also picks another group's option (`override /sampler: batches`) is global and nests its keys
+    parents = [p for p in own.pop("defaults") if not (isinstance(p, dict) and next(iter(p)).startswith("override "))]
+    if text.startswith("# @package _global_"):
+        assert set(own) <= {path.parent.name}, f"{path.name}: a global option sets only its own group's keys"
+        own = own.get(path.parent.name, {})
     assert len(parents) == 2 and parents[-1] == "_self_", f"{path.name}: one parent, then _self_"
     if parents[0].startswith("/"):  # a schema, `/NameConfig@_here_`
         return own, schema_defaults(BY_NAME[parents[0][1:].split("@")[0]])

@@ -134,10 +134,8 @@ def test_killed_mid_row_then_mid_checkpoint_then_resumed(tmp_path: Path, referen
     assert_same_run(run_dir, reference)
 
 
-def test_maml_on_task_threads_resumes_exactly(tmp_path: Path) -> None:
-    """batching=threads (auto's choice for Conv4 on a multi-core CPU): killed, resumed, the same bits."""
-    env = {"OMP_NUM_THREADS": "2"}  # two workers, one task each at a time
-    base = [*BASE, "algorithm=maml", "algorithm.batching=threads", "algorithm.eval_inner_steps=1"]
+def assert_kill_and_resume_is_exact(tmp_path: Path, base: list[str], env: dict[str, str]) -> None:
+    """A run of `base` killed at iteration 5 and resumed ends with the same bits as one run straight through."""
     reference = tmp_path / "reference"
     done = run_cli(*base, f"hydra.run.dir={reference}", env=env)
     assert done.returncode == 0, done.stderr
@@ -147,3 +145,16 @@ def test_maml_on_task_threads_resumes_exactly(tmp_path: Path) -> None:
     done = run_cli(f"resume={run_dir}", "trainer.progress=false", env=env)
     assert done.returncode == 0, done.stderr
     assert_same_run(run_dir, reference)
+
+
+def test_maml_on_task_threads_resumes_exactly(tmp_path: Path) -> None:
+    """batching=threads (auto's choice for Conv4 on a multi-core CPU): killed, resumed, the same bits."""
+    env = {"OMP_NUM_THREADS": "2"}  # two workers, one task each at a time
+    base = [*BASE, "algorithm=maml", "algorithm.batching=threads", "algorithm.eval_inner_steps=1"]
+    assert_kill_and_resume_is_exact(tmp_path, base, env)
+
+
+def test_baseline_pretraining_resumes_exactly(tmp_path: Path) -> None:
+    """Mini-batch pre-training (sampler=batches) resumes mid-epoch with the same images in the same order."""
+    base = [*BASE, "algorithm=baseline++", "sampler.batch_size=8", "algorithm.finetune_epochs=5"]
+    assert_kill_and_resume_is_exact(tmp_path, base, ENV)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import List, Optional
 
 from metalearn.config.options import (
+    BASELINE_HEADS,
     BATCH_NORM_MODES,
     BATCHING,
     INNER_DATA,
@@ -64,11 +65,14 @@ class MatchingNetConfig(Schema):
     _target_: str = "metalearn.algorithms.matchingnet.MatchingNet"
     fce: bool = False  # full-context embeddings: a bidirectional LSTM over the support, an attention LSTM per query
     fce_steps: Optional[int] = None  # the attention LSTM's steps (null: one per support example)
+    temperature: Optional[float] = None  # null: the paper's softmax of plain cosines; a number: a learned scale
     batch_norm: str = "running"
 
     def check(self, prefix: str) -> None:
         if self.fce_steps is not None:
             at_least(f"{prefix}.fce_steps", self.fce_steps, 1)
+        if self.temperature is not None:
+            positive(f"{prefix}.temperature", self.temperature)
         one_of(f"{prefix}.batch_norm", self.batch_norm, BATCH_NORM_MODES)
 
 
@@ -118,6 +122,32 @@ class MetaOptNetConfig(Schema):
         for key in ("c", "ridge", "tol"):
             positive(f"{prefix}.{key}", getattr(self, key))
         at_least(f"{prefix}.max_iter", self.max_iter, 1)
+        one_of(f"{prefix}.batch_norm", self.batch_norm, BATCH_NORM_MODES)
+
+
+@dataclass
+class BaselineConfig(Schema):
+    """Baseline and Baseline++ (metalearn.algorithms.baseline.Baseline): supervised pre-training on mini-batches
+    (sampler=batches), a new head fitted on each test episode's support set."""
+
+    _target_: str = "metalearn.algorithms.baseline.Baseline"
+    head: str = "linear"  # linear (Baseline) | cosine (Baseline++)
+    scale: Optional[float] = None  # cosine head's scale (null: 2 up to 200 classes, else 10, as Chen et al.)
+    train_classes: Optional[int] = None  # the pre-training head's classes (null: the training split's)
+    finetune_epochs: int = 100  # passes over each test episode's support set
+    finetune_batch_size: int = 4
+    finetune_lr: float = 0.01
+    batch_norm: str = "running"
+
+    def check(self, prefix: str) -> None:
+        one_of(f"{prefix}.head", self.head, BASELINE_HEADS)
+        if self.scale is not None:
+            positive(f"{prefix}.scale", self.scale)
+        if self.train_classes is not None:
+            at_least(f"{prefix}.train_classes", self.train_classes, 2)
+        at_least(f"{prefix}.finetune_epochs", self.finetune_epochs, 0)
+        at_least(f"{prefix}.finetune_batch_size", self.finetune_batch_size, 1)
+        positive(f"{prefix}.finetune_lr", self.finetune_lr)
         one_of(f"{prefix}.batch_norm", self.batch_norm, BATCH_NORM_MODES)
 
 

@@ -44,3 +44,17 @@ class EpisodicSamplerConfig(Schema):
             at_most(f"{prefix}.{key}", getattr(self, key), 1_000_000, "the fixed episodes are drawn up front")
         for key in ("seed", "eval_seed"):
             seed_range(f"{prefix}.{key}", getattr(self, key))
+
+
+@dataclass
+class BatchSamplerConfig(EpisodicSamplerConfig):
+    """Mini-batches of training images for supervised pre-training (metalearn.sampling.batches.BatchSampler);
+    validation and test episodes as the episodic sampler's."""
+
+    _target_: str = "metalearn.sampling.batches.BatchSampler"
+    batch_size: int = 16  # images per mini-batch (Chen et al.: 16)
+
+    def check(self, prefix: str) -> None:
+        super().check(prefix)
+        at_least(f"{prefix}.batch_size", self.batch_size, 1)
+        at_most(f"{prefix}.batch_size", self.batch_size, 100_000)
