@@ -17,6 +17,7 @@ INNER_OPTIMIZERS = ("sgd", "adam")
 INNER_DATA = ("all", "support")
 # model.memory_format (Conv4)
 MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
+CONV4_DOWNSAMPLING = ("pool", "stride")
 # dataset.augment: natural images, and Omniglot's characters
 NATURAL_AUGMENTS = ("none", "standard")
 CHARACTER_AUGMENTS = ("none", "affine")

@@ -131,7 +131,7 @@ def test_help_lists_groups_and_options():
         "glyphs",
         "sinusoid",
         "device: auto, cpu, cuda, mps",
-        "model: conv4, mlp",
+        "model: conv4, conv4_32, conv4_strided, mlp",
     ):
         assert text in result.stdout
 

@@ -20,6 +20,20 @@ def test_conv4_feature_maps(shape, pool_blocks, maps):
     assert net(torch.rand(2, *shape)).shape == (2, net.out_features)
 
 
+def test_strided_conv4_is_mamls_omniglot_network():
+    net = Conv4((1, 28, 28), downsample="stride")  # 28 -> 14 -> 7 -> 4 -> 2: sides rounded up, no pooling
+    assert net.feature_shape == (64, 2, 2) and net(torch.rand(3, 1, 28, 28)).shape == (3, 256)
+    assert not any(isinstance(m, torch.nn.MaxPool2d) for m in net.modules())
+    assert [m.stride for m in net.modules() if isinstance(m, torch.nn.Conv2d)] == [(2, 2)] * 4
+    averaged = Conv4((1, 28, 28), downsample="stride", average_pool=True).eval()
+    averaged.load_state_dict(net.state_dict())
+    x = torch.rand(3, 1, 28, 28)
+    maps = net.eval()(x).view(3, 64, 4)
+    assert averaged.feature_shape is None and averaged.out_features == 64
+    torch.testing.assert_close(averaged(x), maps.mean(-1))
+    assert Conv4((1, 5, 5), downsample="stride").feature_shape == (64, 1, 1)  # too small to pool 4 times
+
+
 def test_resnet12_shapes():
     net = ResNet12((3, 84, 84), widths=(8, 8, 16, 16))
     assert net.feature_shape == (16, 5, 5)

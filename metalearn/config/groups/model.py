@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import List, Optional
 
-from metalearn.config.options import MEMORY_FORMATS
+from metalearn.config.options import CONV4_DOWNSAMPLING, MEMORY_FORMATS
 from metalearn.config.schema import Schema, at_least, at_most, one_of
 from metalearn.errors import ConfigError
 
@@ -17,7 +17,9 @@ class Conv4Config(Schema):
     hidden_channels: int = 64
     num_blocks: int = 4
     memory_format: str = "auto"  # auto | channels_last | contiguous (auto: channels_last on the CPU, measured faster)
-    pool_blocks: Optional[int] = None  # blocks that max-pool, from the first (null: all; Relation Networks: 2)
+    pool_blocks: Optional[int] = None  # blocks that downsample, from the first (null: all; Relation Networks: 2)
+    downsample: str = "pool"  # pool (2x2 max-pooling) | stride (stride-2 convolutions: MAML's Omniglot net)
+    average_pool: bool = False  # features: the last maps averaged to hidden_channels values (else flattened)
 
     def check(self, prefix: str) -> None:
         at_least(f"{prefix}.hidden_channels", self.hidden_channels, 1)
@@ -27,6 +29,7 @@ class Conv4Config(Schema):
         if self.pool_blocks is not None:
             at_least(f"{prefix}.pool_blocks", self.pool_blocks, 0)
         one_of(f"{prefix}.memory_format", self.memory_format, MEMORY_FORMATS)
+        one_of(f"{prefix}.downsample", self.downsample, CONV4_DOWNSAMPLING)
 
 
 @dataclass
