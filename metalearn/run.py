@@ -166,7 +166,7 @@ def _build(cfg: DictConfig) -> Components:
             f"sampler.train_n_way={train_ways} differs from sampler.n_way={sampler.n_way}, but "
             f"{type(learner).__name__} has an output layer of n_way units that fixes its ways; remove "
             "sampler.train_n_way, or use a learner that takes the ways from each episode (protonet, matchingnet, "
-            "relationnet)"
+            "relationnet, r2d2, metaoptnet, baseline, baseline++)"
         )
     return Components(device, data, sampler, learner)
 
