@@ -3,7 +3,8 @@ second for the default run and for ProtoNet and MAML on Omniglot, next to the fp
 same run.
 
 Each setup is composed and validated exactly as `metalearn` would compose it from the same overrides, then
-timed in this process: training iterations (data included) for `--seconds` after warm-up, and the evaluation of
+timed in this process: training iterations (data included) for `--seconds` after warm-up, split into drawing the
+batch and the learner's step (with the step's GFLOP/s from torch's FLOP counter), and the evaluation of
 `--episodes` fixed test episodes.
 
   python scripts/bench_time_to_result.py                                # the default run only
@@ -13,11 +14,13 @@ timed in this process: training iterations (data included) for `--seconds` after
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
 from pathlib import Path
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_algorithms import matmul_peak_gflops  # noqa: E402
@@ -37,8 +40,9 @@ def setups(omniglot_root: str | None) -> dict[str, list[str]]:
     return rows
 
 
-def measure(overrides: list[str], seconds: float, episodes: int) -> tuple[float, float]:
-    """(training iterations per second, evaluation episodes per second) of one setup."""
+def measure(overrides: list[str], seconds: float, episodes: int) -> dict[str, float]:
+    """One setup's training iterations per second, with the median milliseconds of drawing the batch and of the
+    learner's step and the step's GFLOP/s, and its evaluation episodes per second."""
     from metalearn.cli import compose_config
     from metalearn.config.validate import validate_config
     from metalearn.run import _build
@@ -51,21 +55,39 @@ def measure(overrides: list[str], seconds: float, episodes: int) -> tuple[float,
     optimizer = torch.optim.Adam(learner.parameters(), lr=1e-3)
     learner.train()
 
-    def iteration(i: int) -> None:
+    def iteration(i: int) -> tuple[float, float]:
         if hasattr(learner, "set_progress"):
             learner.set_progress(i, 1000)
-        learner.outer_update(learner.meta_loss(sampler.train_batch()), optimizer, None)
+        start = time.perf_counter()
+        batch = sampler.train_batch()
+        drawn = time.perf_counter()
+        learner.outer_update(learner.meta_loss(batch), optimizer, None)
+        return drawn - start, time.perf_counter() - drawn
 
     for i in range(2):  # warm-up: allocator, kernels' first calls
         iteration(i + 1)
-    done, start = 0, time.perf_counter()
+    draws, steps, start = [], [], time.perf_counter()
     while time.perf_counter() - start < seconds:
-        iteration(done + 3)
-        done += 1
-    train_rate = done / (time.perf_counter() - start)
+        draw, step = iteration(len(steps) + 3)
+        draws.append(draw)
+        steps.append(step)
+    train_rate = len(steps) / (time.perf_counter() - start)
     start = time.perf_counter()
     evaluate(learner, sampler, "test")
-    return train_rate, episodes / (time.perf_counter() - start)
+    eval_rate = episodes / (time.perf_counter() - start)
+    batching = getattr(learner, "batching", None)
+    if batching is not None:
+        learner.batching = "loop"  # the FLOP counter sees only this thread's operations; the loop does the same work
+    with FlopCounterMode(display=False) as counter:
+        iteration(len(steps) + 3)
+    step_s = statistics.median(steps)
+    return {
+        "it/s": train_rate,
+        "batch ms": 1e3 * statistics.median(draws),
+        "step ms": 1e3 * step_s,
+        "step GFLOP/s": counter.get_total_flops() / 1e9 / step_s,
+        "episodes/s": eval_rate,
+    }
 
 
 def main() -> None:
@@ -83,9 +105,16 @@ def main() -> None:
         f"torch {torch.__version__}, {torch.get_num_threads()} threads; fp32 matmul peak {peak_before:.0f} GFLOP/s "
         f"before, {peak_after:.0f} after"
     )
-    print("| setup | training it/s | evaluation episodes/s |\n|---|---:|---:|")
-    for name, (train_rate, eval_rate) in results.items():
-        print(f"| {name} | {train_rate:.2f} | {eval_rate:.1f} |")
+    print(
+        "| setup | training it/s | drawing the batch, ms/it | learner step, ms/it | step GFLOP/s (% of peak) | "
+        "evaluation episodes/s |\n|---|---:|---:|---:|---:|---:|"
+    )
+    peak = max(peak_before, peak_after)
+    for name, r in results.items():
+        print(
+            f"| {name} | {r['it/s']:.2f} | {r['batch ms']:.1f} | {r['step ms']:.1f} | "
+            f"{r['step GFLOP/s']:.0f} ({100 * r['step GFLOP/s'] / peak:.0f}%) | {r['episodes/s']:.1f} |"
+        )
 
 
 if __name__ == "__main__":
