@@ -66,6 +66,3 @@ class LabelledBatch:
 
     x: Tensor
     y: Tensor
-
-    def to(self, device: torch.device) -> "LabelledBatch":
-        return LabelledBatch(self.x.to(device, non_blocking=True), self.y.to(device, non_blocking=True))

@@ -78,13 +78,10 @@ class Baseline(MetaLearner):
         set_batch_norm_mode(backbone, batch_norm)
         self.cosine = head == "cosine"
         self.scale = scale
-        self.finetune_epochs, self.finetune_batch_size, self.finetune_lr = (
-            finetune_epochs,
-            finetune_batch_size,
-            finetune_lr,
-        )
-        dim = backbone.out_features
-        self.classifier = nn.Linear(dim, train_classes, bias=not self.cosine)
+        self.finetune_epochs = finetune_epochs
+        self.finetune_batch_size = finetune_batch_size
+        self.finetune_lr = finetune_lr
+        self.classifier = nn.Linear(backbone.out_features, train_classes, bias=not self.cosine)
 
     def _scale(self, num_classes: int) -> float | None:
         if not self.cosine:
