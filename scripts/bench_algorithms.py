@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 ROOT = Path(__file__).resolve().parents[1]
 ALGORITHMS = ("maml", "fomaml", "maml++", "anil", "metasgd", "reptile")
@@ -47,6 +48,21 @@ def matmul_peak_gflops(device: torch.device, size: int = 2048, repeats: int = 10
         sync(device)
         best = min(best, time.perf_counter() - start)
     return 2 * size**3 / best / 1e9
+
+
+def count_flops(learner, step) -> FlopCounterMode:
+    """torch's FLOP counter over one call of `step`, with the learner's tasks on the loop path: the counter sees only
+    this thread's operations, and the loop does the same work as threads or vmap."""
+    batching = getattr(learner, "batching", None)
+    if batching is not None:
+        learner.batching = "loop"
+    try:
+        with FlopCounterMode(display=False) as counter:
+            step()
+    finally:
+        if batching is not None:
+            learner.batching = batching
+    return counter
 
 
 def sync(device: torch.device) -> None:
@@ -69,8 +85,6 @@ def build_learner(name: str, overrides: dict, data, n_way: int, memory_format: s
 
 def measure(spec: dict) -> dict:
     """One configuration, in this process: returns the figures as a dict."""
-    from torch.utils.flop_counter import FlopCounterMode
-
     from metalearn.data.glyphs import load_glyphs
     from metalearn.device import reuse_freed_memory
     from metalearn.sampling.sampler import EpisodeSampler
@@ -116,12 +130,13 @@ def measure(spec: dict) -> dict:
     else:
         peak_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
     batch = sampler.train_batch()
-    if spec["batching"] in ("threads", "auto"):
-        learner.batching = "loop"  # the FLOP counter sees only this thread's operations; the loop does the same work
-    with FlopCounterMode(display=False) as counter:
+
+    def forward_backward() -> None:
         out = learner.meta_loss(batch)
         if out.loss.requires_grad:
             out.loss.backward()
+
+    counter = count_flops(learner, forward_backward)
     median = statistics.median(times)
     gflop = counter.get_total_flops() / 1e9
     return {

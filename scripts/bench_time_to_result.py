@@ -20,10 +20,9 @@ import time
 from pathlib import Path
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_algorithms import matmul_peak_gflops  # noqa: E402
+from bench_algorithms import count_flops, matmul_peak_gflops  # noqa: E402
 
 
 def setups(omniglot_root: str | None) -> dict[str, list[str]]:
@@ -75,11 +74,7 @@ def measure(overrides: list[str], seconds: float, episodes: int) -> dict[str, fl
     start = time.perf_counter()
     evaluate(learner, sampler, "test")
     eval_rate = episodes / (time.perf_counter() - start)
-    batching = getattr(learner, "batching", None)
-    if batching is not None:
-        learner.batching = "loop"  # the FLOP counter sees only this thread's operations; the loop does the same work
-    with FlopCounterMode(display=False) as counter:
-        iteration(len(steps) + 3)
+    counter = count_flops(learner, lambda: iteration(len(steps) + 3))
     step_s = statistics.median(steps)
     return {
         "it/s": train_rate,

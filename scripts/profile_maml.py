@@ -21,10 +21,9 @@ from pathlib import Path
 
 import torch
 from torch.profiler import ProfilerActivity, profile
-from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_algorithms import build_learner, matmul_peak_gflops  # noqa: E402
+from bench_algorithms import build_learner, count_flops, matmul_peak_gflops  # noqa: E402
 
 # the profiler's kernels of each compute-bound family, and the operators torch's FLOP counter charges for them
 FAMILIES = {
@@ -74,10 +73,7 @@ def main() -> None:
         iteration(args.warmup + i + 1)
         times.append(time.perf_counter() - start)
     plain_s = statistics.median(times)
-    loop, learner.batching = learner.batching, "loop"  # the FLOP counter sees only this thread's operations
-    with FlopCounterMode(display=False) as counter:
-        iteration(args.warmup + args.iterations + 1)
-    learner.batching = loop
+    counter = count_flops(learner, lambda: iteration(args.warmup + args.iterations + 1))
     flops_by_op = {str(op).split(".")[-1]: n for op, n in counter.get_flop_counts()["Global"].items()}
     with profile(activities=[ProfilerActivity.CPU], with_flops=True) as prof:
         for i in range(args.iterations):
