@@ -10,6 +10,7 @@ from metalearn.algorithms.base import EpisodeClassifier, StepOutput, set_batch_n
 from metalearn.algorithms.classes import class_sums
 from metalearn.episode import EpisodeBatch
 from metalearn.errors import ConfigError
+from metalearn.models.pooling import pool_then_activate
 
 
 class RelationModule(nn.Module):
@@ -31,9 +32,9 @@ class RelationModule(nn.Module):
         blocks: list[nn.Module] = []
         for i in range(2):
             blocks += [nn.Conv2d(2 * c if i == 0 else channels, channels, 3, padding=1), nn.BatchNorm2d(channels)]
-            blocks.append(nn.ReLU(inplace=True))
-            if min(h, w) >= 2:
-                blocks.append(nn.MaxPool2d(2))
+            pool = nn.MaxPool2d(2) if min(h, w) >= 2 else None
+            blocks += pool_then_activate(nn.ReLU(inplace=True), pool)
+            if pool is not None:
                 h, w = h // 2, w // 2
         self.convs = nn.Sequential(*blocks, nn.Flatten())
         self.head = nn.Sequential(nn.Linear(channels * h * w, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, 1))

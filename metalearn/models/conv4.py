@@ -8,13 +8,13 @@ import torch
 from torch import nn
 
 from metalearn.errors import ConfigError
+from metalearn.models.pooling import pool_then_activate
 
 
 def conv_block(in_channels: int, out_channels: int, pool: bool = True, stride: int = 1) -> nn.Sequential:
     conv = nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=stride, padding=1)
-    return nn.Sequential(
-        conv, nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True), *([nn.MaxPool2d(2)] if pool else [])
-    )
+    pooling = nn.MaxPool2d(2) if pool else None
+    return nn.Sequential(conv, nn.BatchNorm2d(out_channels), *pool_then_activate(nn.ReLU(inplace=True), pooling))
 
 
 def _downsampled(size: int, downsample: str) -> int:

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from metalearn.errors import ConfigError
+from metalearn.models.pooling import pool_then_activate
 
 
 class DropBlock(nn.Module):
@@ -56,7 +57,9 @@ class ResidualBlock(nn.Module):
                 layers.append(nn.LeakyReLU(0.1))
         self.body = nn.Sequential(*layers)
         self.shortcut = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, bias=False), nn.BatchNorm2d(out_channels))
-        self.out = nn.Sequential(nn.LeakyReLU(0.1), nn.MaxPool2d(2), DropBlock(drop_rate, block_size))
+        self.out = nn.Sequential(
+            *pool_then_activate(nn.LeakyReLU(0.1), nn.MaxPool2d(2)), DropBlock(drop_rate, block_size)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.out(self.body(x) + self.shortcut(x))

@@ -181,6 +181,36 @@ def test_threads_results_do_not_depend_on_the_worker_count(name):
         assert torch.equal(two[key], again[key]) and torch.equal(two[key], one[key]), key
 
 
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: MAML(Conv4((1, 28, 28), hidden_channels=8), "classification", 5, inner_lr=0.4, eval_inner_steps=3),
+        lambda: Reptile(Conv4((1, 28, 28), hidden_channels=8), "classification", 5, eval_inner_steps=4),
+    ],
+    ids=["maml", "reptile"],
+)
+def test_evaluation_on_threads_repeats_the_sequential_evaluation_bit_for_bit(make):
+    """The fixed test episodes evaluated side by side on two workers give the bits of evaluating them one after
+    another on one core, episode by episode, so the faster path changes no reported figure."""
+    torch.manual_seed(0)
+    learner = make()
+    sampler = EpisodeSampler(load_glyphs(10, 10, 10), q_query=3, test_episodes=6, eval_batch_size=4)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        learner.batching = "loop"
+        sequential = evaluate(learner, sampler, "test")
+        outputs = [learner.predict_batch(b) for b in sampler.eval_batches("test")]
+        torch.set_num_threads(2)
+        learner.batching = "threads"
+        side_by_side = evaluate(learner, sampler, "test")
+        again = [learner.predict_batch(b) for b in sampler.eval_batches("test")]
+    finally:
+        torch.set_num_threads(threads)
+    assert side_by_side == sequential and sequential.episodes == 6
+    assert all(torch.equal(a, b) for a, b in zip(outputs, again, strict=True))
+
+
 @pytest.mark.parametrize("batching", ["loop", "threads"])
 def test_checkpointed_inner_loop_gives_the_same_meta_gradient(batching):
     torch.manual_seed(0)

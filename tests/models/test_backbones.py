@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
+from torch import nn
 
 from metalearn.errors import ConfigError
 from metalearn.models.conv4 import Conv4
@@ -62,3 +65,54 @@ def test_dropblock_drops_square_blocks_and_keeps_the_expected_activation():
     dropped = (~kept).float()
     neighbours = torch.nn.functional.avg_pool2d(dropped, 3, stride=1, padding=1) * 9
     assert torch.all(neighbours[~kept] >= 3)
+
+
+def _usual_order(net: torch.nn.Module) -> torch.nn.Module:
+    """A copy of `net` whose blocks activate before pooling, the order the papers write."""
+    usual = copy.deepcopy(net)
+    for module in usual.modules():
+        if isinstance(module, torch.nn.Sequential):
+            layers = list(module)
+            for i in range(len(layers) - 1):
+                if isinstance(layers[i], torch.nn.MaxPool2d) and isinstance(layers[i + 1], (nn.ReLU, nn.LeakyReLU)):
+                    module[i], module[i + 1] = layers[i + 1], layers[i]
+    return usual
+
+
+def _value_gradients_and_second_order(net: torch.nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
+    """The features, the gradient of a loss on them, and the gradient of that gradient's squared norm (MAML's
+    second-order term), all with respect to the parameters."""
+    params = [p for p in net.parameters() if p.requires_grad]
+    features = net(x)
+    loss = (features * torch.linspace(-1, 1, features.shape[-1])).sum()
+    grads = torch.autograd.grad(loss, params, create_graph=True)
+    second = torch.autograd.grad(sum(g.pow(2).sum() for g in grads), params)
+    return [features.detach(), *(g.detach() for g in grads), *second]
+
+
+@pytest.mark.parametrize(
+    "make, shape",
+    [
+        (lambda: Conv4((1, 28, 28)), (1, 28, 28)),
+        (lambda: Conv4((1, 28, 28), memory_format="contiguous"), (1, 28, 28)),
+        (lambda: ResNet12((3, 16, 16), widths=[8, 8, 8, 8]), (3, 16, 16)),
+    ],
+    ids=["conv4", "conv4_contiguous", "resnet12"],
+)
+def test_pooling_before_the_activation_changes_no_result(make, shape):
+    """The blocks pool before their ReLU / LeakyReLU (cheaper): features and gradients equal those of the usual order
+    bit for bit, also where whole windows are negative or tied (the blank image); second-order gradients are the
+    same up to rounding (the order of a channels-last reduction may change)."""
+    torch.manual_seed(0)
+    net = make()
+    usual = _usual_order(net)
+    assert [type(m) for m in usual.modules()] != [type(m) for m in net.modules()]
+    x = torch.rand(6, *shape)
+    x[0] = 0  # a blank image: windows of equal values
+    ours, theirs = _value_gradients_and_second_order(net, x), _value_gradients_and_second_order(usual, x)
+    first = 1 + len([p for p in net.parameters() if p.requires_grad])
+    for a, b in zip(ours[:first], theirs[:first], strict=True):
+        assert torch.equal(a, b)
+    scale = max(float(b.abs().max()) for b in theirs[first:])
+    for a, b in zip(ours[first:], theirs[first:], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6 * scale)
