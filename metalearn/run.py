@@ -159,9 +159,10 @@ def _build(cfg: DictConfig) -> Components:
     backbone = build(cfg.model, input_shape=data.input_shape)
     # a pre-training head's classes default to the training split's (algorithm.train_classes=null)
     extra = {"train_classes": sampler.num_classes} if cfg.algorithm.get("train_classes", 0) is None else {}
-    learner = build(cfg.algorithm, backbone=backbone, task=data.task, n_way=cfg.sampler.n_way, **extra).to(device)
-    train_ways = sampler.train_shape.n_way
-    if sampler.classification and train_ways != sampler.n_way and not getattr(learner, "any_ways", False):
+    # the output size: the classes of an episode, or the actions of a task family (sampler=tasks)
+    learner = build(cfg.algorithm, backbone=backbone, task=data.task, n_way=sampler.n_way, **extra).to(device)
+    train_ways = sampler.train_shape.n_way if sampler.classification else sampler.n_way
+    if train_ways != sampler.n_way and not getattr(learner, "any_ways", False):
         raise ConfigError(
             f"sampler.train_n_way={train_ways} differs from sampler.n_way={sampler.n_way}, but "
             f"{type(learner).__name__} has an output layer of n_way units that fixes its ways; remove "
@@ -172,9 +173,12 @@ def _build(cfg: DictConfig) -> Components:
 
 
 def describe(result: Any, sampler: Any, split: str = "test") -> str:
-    """The one summary line, e.g. `test accuracy 96.81% ± 0.31 (600 episodes, 5-way 1-shot)`."""
-    shots = f"{sampler.n_way}-way {sampler.k_shot}-shot" if sampler.classification else f"{sampler.k_shot}-shot"
-    return f"{split} {result.metric} {result.describe()} ({result.episodes} episodes, {shots})"
+    """The one summary line, e.g. `test accuracy 96.81% ± 0.31 (600 episodes, 5-way 1-shot)`; scores reported beside
+    the metric (a return after each adaptation step) follow it."""
+    line = f"{split} {result.metric} {result.describe()} ({result.episodes} {sampler.describe_shape()})"
+    if result.others:
+        line += "; " + ", ".join(f"{name} {s['mean']:.4g} ± {s['ci95']:.2g}" for name, s in result.others.items())
+    return line
 
 
 def _test(
@@ -202,6 +206,7 @@ def _test(
             "mean": result.mean,
             "ci95": result.ci95,
             "episodes": result.episodes,
+            **({"others": result.others} if result.others else {}),
             "n_way": sampler.n_way if sampler.classification else None,
             "k_shot": sampler.k_shot,
             "q_query": sampler.q_query,

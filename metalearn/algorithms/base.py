@@ -30,6 +30,10 @@ class StepOutput:
     grads: list[Tensor | None] | None = None
 
 
+#: the metrics where a larger value is better (the best checkpoint has the largest validation value)
+HIGHER_IS_BETTER = ("accuracy", "return")
+
+
 def task_loss(output: Tensor, target: Tensor, task: str) -> Tensor:
     """Cross-entropy for classification logits, mean squared error for regression."""
     return F.cross_entropy(output, target) if task == "classification" else F.mse_loss(output, target)
@@ -87,6 +91,15 @@ class MetaLearner(nn.Module):
         self.n_way = n_way
         self.out_dim = n_way if task == "classification" else 1
 
+    @property
+    def metric(self) -> str:
+        """The evaluation metric: "accuracy" (classification), "mse" (regression) or "return" (reinforcement)."""
+        return "accuracy" if self.task == "classification" else "mse"
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.metric in HIGHER_IS_BETTER
+
     def meta_loss(self, batch: EpisodeBatch) -> StepOutput:
         """The meta-training loss of a meta-batch of B episodes, and its metrics."""
         raise NotImplementedError
@@ -110,6 +123,11 @@ class MetaLearner(nn.Module):
     def predict_batch(self, batch: EpisodeBatch) -> Tensor:
         """Adapt on each episode's support set; outputs for its query set, [B, Q, n_way] logits or [B, Q, 1]."""
         raise NotImplementedError
+
+    def score_batch(self, batch: EpisodeBatch) -> dict[str, Tensor]:
+        """Each episode's scores [B] by name, `metric` first (others, such as a learning curve, are reported beside
+        it): by default the metric of predict_batch's outputs against the query labels."""
+        return {self.metric: task_metric(self.predict_batch(batch), batch.query_y, self.task)}
 
     def ways(self, batch: Episode) -> int:
         """The episode's number of classes: its own where it says (training and test episodes may differ)."""

@@ -21,6 +21,10 @@ CONV4_DOWNSAMPLING = ("pool", "stride")
 # dataset.augment: natural images, and Omniglot's characters
 NATURAL_AUGMENTS = ("none", "standard")
 CHARACTER_AUGMENTS = ("none", "affine")
+# dataset.reward (navigation2d): minus the distance to the goal, or minus its square
+NAVIGATION_REWARDS = ("distance", "squared_distance")
+# model.activation (MLP)
+MLP_ACTIVATIONS = ("relu", "tanh")
 # dataset.split (Omniglot)
 OMNIGLOT_SPLITS = ("vinyals", "lake", "minimal1", "minimal2")
 # dataset.source (mini-ImageNet)

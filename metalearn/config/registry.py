@@ -23,8 +23,14 @@ def _by_target(*schemas: type[Schema]) -> dict[str, type[Schema]]:
 # Per group with `_target_`: a node is validated against the schema of its target. Other importable targets
 # are checked against their own `config_schema` or their signature (validate.py).
 SCHEMAS: dict[str, dict[str, type[Schema]]] = {
-    "dataset": _by_target(dataset.GlyphsConfig, dataset.SinusoidConfig, dataset.OmniglotConfig, *image_data.SCHEMAS),
-    "sampler": _by_target(sampler.EpisodicSamplerConfig, sampler.BatchSamplerConfig),
+    "dataset": _by_target(
+        dataset.GlyphsConfig,
+        dataset.SinusoidConfig,
+        dataset.OmniglotConfig,
+        dataset.Navigation2DConfig,
+        *image_data.SCHEMAS,
+    ),
+    "sampler": _by_target(sampler.EpisodicSamplerConfig, sampler.BatchSamplerConfig, sampler.TaskSamplerConfig),
     "algorithm": _by_target(
         algorithm.ProtoNetConfig,
         algorithm.MatchingNetConfig,
@@ -37,6 +43,7 @@ SCHEMAS: dict[str, dict[str, type[Schema]]] = {
         algorithm.ANILConfig,
         algorithm.MetaSGDConfig,
         algorithm.ReptileConfig,
+        algorithm.MAMLTRPOConfig,
     ),
     "model": _by_target(model.Conv4Config, model.ResNet12Config, model.MLPConfig),
     "trainer": _by_target(run.TrainerConfig),

@@ -165,6 +165,7 @@ def _check_combinations(container: dict[str, Any]) -> None:
             "sampler=batches draws mini-batches for supervised pre-training (algorithm=baseline or baseline++); "
             "episodic learners need sampler=episodic"
         )
+    _check_reinforcement(container)
     if str(container["algorithm"].get("_target_", "")).endswith(".Reptile"):
         for key, default in _OPTIMISER_ONLY.items():
             value = container["trainer"].get(key, default)
@@ -173,4 +174,50 @@ def _check_combinations(container: dict[str, Any]) -> None:
                     f"trainer.{key}={value!r} has no effect with algorithm=reptile, whose outer update "
                     f"theta += epsilon * mean(phi - theta) replaces the trainer's optimiser; use algorithm.outer_lr "
                     f"and algorithm.outer_lr_final, or remove trainer.{key}"
+                )
+
+
+def _reinforcement(container: dict[str, Any], group: str) -> bool:
+    """Whether the group's choice is of reinforcement learning (its schema says so)."""
+    schema = SCHEMAS[group].get(str(container[group].get("_target_", "")))
+    return bool(getattr(schema, "REINFORCEMENT", False))
+
+
+def _check_reinforcement(container: dict[str, Any]) -> None:
+    """A reinforcement-learning task family goes with the task sampler, a policy network and an RL learner, and
+    they with it; the RL learner's TRPO step replaces the trainer's optimiser."""
+    family = _reinforcement(container, "dataset")
+    fix = "or use experiment=maml_trpo_navigation2d, which sets them all"
+    if family and not _reinforcement(container, "sampler"):
+        raise ConfigError(
+            "the dataset is a reinforcement-learning task family: it needs sampler=tasks, model=policy_mlp and "
+            f"algorithm=maml_trpo ({fix})"
+        )
+    if family and not _reinforcement(container, "algorithm"):
+        raise ConfigError(
+            "the dataset is a reinforcement-learning task family: it needs a reinforcement-learning algorithm, "
+            f"algorithm=maml_trpo ({fix})"
+        )
+    if family and not str(container["model"].get("_target_", "")).endswith(".MLP"):
+        raise ConfigError(
+            "the dataset is a reinforcement-learning task family, whose observations are vectors: it needs "
+            f"model=policy_mlp (MAML's 100-100 tanh policy) or model=mlp ({fix})"
+        )
+    if not family and _reinforcement(container, "sampler"):
+        raise ConfigError(
+            "sampler=tasks draws tasks of reinforcement-learning task families such as dataset=navigation2d; "
+            "this dataset needs sampler=episodic"
+        )
+    if not family and _reinforcement(container, "algorithm"):
+        raise ConfigError(
+            "algorithm=maml_trpo learns policies for reinforcement-learning task families such as "
+            "dataset=navigation2d; for this dataset choose a few-shot learner such as algorithm=maml"
+        )
+    if family:
+        for key, default in _OPTIMISER_ONLY.items():
+            value = container["trainer"].get(key, default)
+            if value != default:
+                raise ConfigError(
+                    f"trainer.{key}={value!r} has no effect with algorithm=maml_trpo, whose TRPO step replaces the "
+                    f"trainer's optimiser; use algorithm.max_kl, or remove trainer.{key}"
                 )

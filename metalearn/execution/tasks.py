@@ -28,7 +28,7 @@ TaskFn = Callable[..., Sequence[Tensor]]
 # whether the per-task function runs under torch.func.vmap, where torch.autograd.grad cannot be used
 _FUNCTIONAL: ContextVar[bool] = ContextVar("metalearn_functional", default=False)
 
-__all__ = ["TaskGradients", "call_module", "inner_grads", "map_task_gradients", "map_tasks"]
+__all__ = ["TaskGradients", "call_module", "inner_grads", "map_fields", "map_task_gradients", "map_tasks"]
 
 
 def inner_grads(loss_fn: Callable[[Params], Tensor], params: Params, second_order: bool) -> Params:
@@ -50,9 +50,8 @@ def inner_grads(loss_fn: Callable[[Params], Tensor], params: Params, second_orde
 
 
 def _per_task(
-    fn: TaskFn, batch: EpisodeBatch, path: str, root: nn.Module
+    fn: TaskFn, fields: Sequence[Tensor], path: str, root: nn.Module
 ) -> list[Sequence[Tensor]] | tuple[Tensor, ...]:
-    fields = (batch.support_x, batch.support_y, batch.query_x, batch.query_y)
     if path == "vmap":
         token = _FUNCTIONAL.set(True)
         try:
@@ -64,18 +63,24 @@ def _per_task(
         return threads.map_threads(fn, fields, root)
     if path != "loop":
         raise ValueError(f"unknown execution path {path!r}: vmap, loop or threads")
-    return [fn(*(f[i] for f in fields)) for i in range(len(batch))]
+    return [fn(*(f[i] for f in fields)) for i in range(len(fields[0]))]
 
 
-def map_tasks(fn: TaskFn, batch: EpisodeBatch, path: str, root: nn.Module) -> tuple[Tensor, ...]:
-    """fn(support_x, support_y, query_x, query_y) -> tensors, for every task; results stacked on dim 0.
+def map_fields(fn: TaskFn, fields: Sequence[Tensor], path: str, root: nn.Module) -> tuple[Tensor, ...]:
+    """fn(*(field[i] for field in fields)) -> tensors, for every task i; results stacked on dim 0.
 
+    fields: per-task tensors with the tasks on dim 0 (a task's data, or its own parameters).
     root: the learner, whose functional calls each worker of `threads` makes on a copy of its own.
     """
-    outs = _per_task(fn, batch, path, root)
+    outs = _per_task(fn, fields, path, root)
     if isinstance(outs, tuple):
         return outs
     return tuple(torch.stack(column) for column in zip(*outs))
+
+
+def map_tasks(fn: TaskFn, batch: EpisodeBatch, path: str, root: nn.Module) -> tuple[Tensor, ...]:
+    """map_fields over an episode batch: fn(support_x, support_y, query_x, query_y) for every task."""
+    return map_fields(fn, (batch.support_x, batch.support_y, batch.query_x, batch.query_y), path, root)
 
 
 @dataclass

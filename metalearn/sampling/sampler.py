@@ -16,8 +16,7 @@ from torch import Tensor
 from metalearn.data.class_store import ClassStore, SplitData
 from metalearn.episode import EpisodeBatch
 from metalearn.errors import ConfigError
-
-_SPLIT_STREAM = {"train": 0, "val": 1, "test": 2}
+from metalearn.sampling.streams import SeededStreams
 
 
 def draw_class_indices(store: ClassStore, n_tasks: int, n_way: int, n_per_class: int, gen: torch.Generator) -> Tensor:
@@ -45,7 +44,7 @@ class Shape:
         return f"{self.n_way}-way {self.k_shot}-shot {self.q_query}-query"
 
 
-class EpisodeSampler:
+class EpisodeSampler(SeededStreams):
     """Draws N-way K-shot episodes (or regression tasks) and moves them to the run's device.
 
     Args:
@@ -80,6 +79,7 @@ class EpisodeSampler:
         train_k_shot: int | None = None,
         train_q_query: int | None = None,
     ) -> None:
+        super().__init__(seed, eval_seed)
         self.data = data
         self.n_way, self.k_shot, self.q_query = n_way, k_shot, q_query
         train = Shape(
@@ -92,16 +92,18 @@ class EpisodeSampler:
         self.tasks_per_batch = tasks_per_batch
         self.num_episodes = {"val": val_episodes, "test": test_episodes}
         self.eval_batch_size = eval_batch_size
-        self.eval_seed = eval_seed
         self.classification = data.task == "classification"
-        self.generator = torch.Generator().manual_seed(seed)
-        self.device = torch.device("cpu")
         self.train_transform: Callable[[Tensor, torch.Generator], Tensor] | None = getattr(
             data, "train_transform", None
         )
         self._fixed: dict[str, Any] = {}
         if self.classification:
             self._check_sizes(data)
+
+    def describe_shape(self) -> str:
+        """What an episode is, for the summary line: `episodes, 5-way 1-shot` (regression: `episodes, 5-shot`)."""
+        shots = f"{self.n_way}-way {self.k_shot}-shot" if self.classification else f"{self.k_shot}-shot"
+        return f"episodes, {shots}"
 
     @property
     def train_shape(self) -> Shape:
@@ -127,10 +129,6 @@ class EpisodeSampler:
                     f"the smallest class of the {split} split of {data.name} has {smallest} images, so "
                     f"{pre}k_shot + {pre}q_query must be at most {smallest}"
                 )
-
-    def to(self, device: torch.device) -> "EpisodeSampler":
-        self.device = device
-        return self
 
     # --- drawing ------------------------------------------------------------------------------
     def _episodes_from_indices(self, store: ClassStore, idx: Tensor, k_shot: int) -> EpisodeBatch:
@@ -179,7 +177,7 @@ class EpisodeSampler:
         """The fixed validation or test episodes, in chunks of eval_batch_size."""
         total = self.num_episodes[split]
         if split not in self._fixed:  # drawn once from eval_seed; identical in every run
-            gen = torch.Generator().manual_seed(self.eval_seed * 1000 + _SPLIT_STREAM[split])
+            gen = self.eval_generator(split)
             self._fixed[split] = self._draw(split, total, gen)
         fixed = self._fixed[split]
         for start in range(0, total, self.eval_batch_size):
@@ -188,10 +186,3 @@ class EpisodeSampler:
                 yield self._episodes(split, fixed[start:stop])
             else:
                 yield self._episodes(split, EpisodeBatch(*(t[start:stop] for t in fixed.tensors())))
-
-    # --- resume -------------------------------------------------------------------------------
-    def state_dict(self) -> dict[str, Tensor]:
-        return {"generator": self.generator.get_state()}
-
-    def load_state_dict(self, state: dict[str, Tensor]) -> None:
-        self.generator.set_state(state["generator"])

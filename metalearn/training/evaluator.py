@@ -1,47 +1,56 @@
-"""The evaluation protocol: the sampler's fixed episodes, a per-episode metric, mean and 95% CI."""
+"""The evaluation protocol: the sampler's fixed episodes (or tasks), a per-episode metric, mean and 95% CI."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
-from metalearn.algorithms.base import MetaLearner, task_metric
-from metalearn.sampling.sampler import EpisodeSampler
+from metalearn.algorithms.base import MetaLearner
 from metalearn.training.stats import mean_and_ci95
 
 
 @dataclass
 class EvalResult:
-    metric: str  # "accuracy" (a fraction) or "mse"
+    metric: str  # "accuracy" (a fraction), "mse" or "return"
     mean: float
     ci95: float
     episodes: int
+    others: dict[str, dict[str, float]] = field(default_factory=dict)  # further scores: name -> {mean, ci95}
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        if not self.others:
+            del out["others"]
+        return out
 
     def describe(self) -> str:
         if self.metric == "accuracy":
             return f"{100 * self.mean:.2f}% ± {100 * self.ci95:.2f}"
+        if self.metric == "return":
+            return f"{self.mean:.2f} ± {self.ci95:.2f}"
         return f"{self.mean:.4f} ± {self.ci95:.4f}"
 
 
-def evaluate(learner: MetaLearner, sampler: EpisodeSampler, split: str, progress: bool = False) -> EvalResult:
-    """Score the learner on every fixed episode of `split` ("val" or "test")."""
+def evaluate(learner: MetaLearner, sampler: Any, split: str, progress: bool = False) -> EvalResult:
+    """Score the learner on every fixed episode (or task) of `split` ("val" or "test"): the mean and 95% interval
+    of its metric, and of the other scores it reports (learner.score_batch)."""
     was_training = learner.training
     learner.eval()
-    values: list[float] = []
+    values: dict[str, list[float]] = {}
     bar = tqdm(total=sampler.num_episodes[split], desc=f"eval {split}", unit="ep", disable=not progress, leave=False)
     try:
         with torch.no_grad():
             for batch in sampler.eval_batches(split):
-                outputs = learner.predict_batch(batch)
-                values += task_metric(outputs, batch.query_y, learner.task).tolist()
+                for name, scores in learner.score_batch(batch).items():
+                    values.setdefault(name, []).extend(scores.tolist())
                 bar.update(len(batch))
     finally:
         bar.close()
         learner.train(was_training)
-    mean, ci = mean_and_ci95(values)
-    return EvalResult("accuracy" if learner.task == "classification" else "mse", mean, ci, len(values))
+    summaries = {name: mean_and_ci95(v) for name, v in values.items()}
+    mean, ci = summaries.pop(learner.metric)
+    others = {name: {"mean": m, "ci95": c} for name, (m, c) in summaries.items()}
+    return EvalResult(learner.metric, mean, ci, len(values[learner.metric]), others)

@@ -222,7 +222,7 @@ class _Run:
         self.config_yaml, self.choices = config_yaml, choices
         self.optimizer = make_optimizer(trainer, learner.parameters())
         self.scheduler = make_scheduler(trainer, self.optimizer)
-        self.metric = "accuracy" if learner.task == "classification" else "mse"
+        self.metric = learner.metric
         self.state = _Progress()
         self.start = time.perf_counter()
         self.last_saved = -1  # the iteration of the last last.pt written or resumed from
@@ -269,10 +269,11 @@ class _Run:
         self.faults.point("validation", iteration)
         state = self.state
         if state.best_val is None or (
-            val.mean > state.best_val if self.metric == "accuracy" else val.mean < state.best_val
+            val.mean > state.best_val if self.learner.higher_is_better else val.mean < state.best_val
         ):
             state.best_val, state.best_iteration, self.improved = val.mean, iteration, True
-        return {f"val_{self.metric}": val.mean, f"val_{self.metric}_ci95": val.ci95}
+        others = {f"val_{name}": score["mean"] for name, score in val.others.items()}
+        return {f"val_{self.metric}": val.mean, f"val_{self.metric}_ci95": val.ci95, **others}
 
     # --- files ------------------------------------------------------------------------------------
     def log(self, row: dict[str, Any]) -> None:

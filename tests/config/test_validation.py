@@ -53,7 +53,11 @@ def test_bad_values_are_rejected_with_the_key_value_and_what_is_allowed(override
 
 
 # options that work only beside another group's option (the combination check refuses them alone)
-PARTNERS = {"sampler=batches": ["algorithm=baseline"]}
+REINFORCEMENT = ["dataset=navigation2d", "sampler=tasks", "model=policy_mlp", "algorithm=maml_trpo"]
+PARTNERS = {
+    "sampler=batches": ["algorithm=baseline"],
+    **{choice: REINFORCEMENT for choice in REINFORCEMENT},
+}
 
 
 @pytest.mark.parametrize("group", ["dataset", "sampler", "algorithm", "model", "device", "trainer", "logger"])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import ClassVar, List, Optional
 
 from metalearn.config.options import (
     BASELINE_HEADS,
@@ -241,3 +241,41 @@ class ReptileConfig(Schema):
         at_least(f"{prefix}.outer_lr_final", self.outer_lr_final, 0)
         one_of(f"{prefix}.evaluation", self.evaluation, REPTILE_EVALUATION)
         check_execution(prefix, self.batching, self.batch_norm)
+
+
+@dataclass
+class MAMLTRPOConfig(Schema):
+    """MAML-TRPO for reinforcement learning (metalearn.algorithms.maml_trpo.MAMLTRPO), MAML's 2D navigation settings."""
+
+    _target_: str = "metalearn.algorithms.maml_trpo.MAMLTRPO"
+    REINFORCEMENT: ClassVar[bool] = True  # of reinforcement learning (validate._check_reinforcement)
+    inner_lr: float = 0.1  # the inner vanilla policy-gradient step
+    inner_steps: int = 1
+    eval_inner_steps: int = 3  # evaluation: returns after 0..eval_inner_steps steps; the headline is the last
+    first_order: bool = False
+    gamma: float = 0.99
+    gae_lambda: float = 1.0
+    max_kl: float = 0.01  # TRPO's KL bound
+    cg_iterations: int = 10
+    cg_damping: float = 1e-5
+    line_search_steps: int = 15
+    backtrack_ratio: float = 0.8
+    init_std: float = 1.0  # the Gaussian policy's initial standard deviation
+    batching: str = "auto"  # vmap | loop | threads | auto (metalearn.execution)
+
+    def check(self, prefix: str) -> None:
+        positive(f"{prefix}.inner_lr", self.inner_lr)
+        at_least(f"{prefix}.inner_steps", self.inner_steps, 1)
+        at_least(f"{prefix}.eval_inner_steps", self.eval_inner_steps, 0)
+        for key in ("gamma", "gae_lambda"):
+            value = getattr(self, key)
+            if not 0 <= value <= 1:
+                raise ConfigError(f"{prefix}.{key}={value} is invalid: must be in [0, 1]")
+        for key in ("max_kl", "init_std"):
+            positive(f"{prefix}.{key}", getattr(self, key))
+        at_least(f"{prefix}.cg_damping", self.cg_damping, 0)
+        at_least(f"{prefix}.cg_iterations", self.cg_iterations, 1)
+        at_least(f"{prefix}.line_search_steps", self.line_search_steps, 1)
+        if not 0 < self.backtrack_ratio < 1:
+            raise ConfigError(f"{prefix}.backtrack_ratio={self.backtrack_ratio} is invalid: must be in (0, 1)")
+        resolve_batching(self.batching, "transductive", prefix)

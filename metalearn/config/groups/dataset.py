@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import ClassVar, List, Optional
 
-from metalearn.config.options import CHARACTER_AUGMENTS, OMNIGLOT_SPLITS
-from metalearn.config.schema import Schema, at_least, at_most, one_of, seed_range
+from metalearn.config.options import CHARACTER_AUGMENTS, NAVIGATION_REWARDS, OMNIGLOT_SPLITS
+from metalearn.config.schema import Schema, at_least, at_most, one_of, positive, seed_range
 from metalearn.errors import ConfigError
 
 
@@ -48,6 +48,27 @@ class SinusoidConfig(Schema):
             low, high = getattr(self, f"{key}_min"), getattr(self, f"{key}_max")
             if not low < high:
                 raise ConfigError(f"{prefix}.{key}_min={low} is invalid: must be below {prefix}.{key}_max={high}")
+
+
+@dataclass
+class Navigation2DConfig(Schema):
+    _target_: str = "metalearn.data.navigation.Navigation2D"
+    REINFORCEMENT: ClassVar[bool] = True  # of reinforcement learning (validate._check_reinforcement)
+    goal_low: float = -0.5  # goals ~ U[goal_low, goal_high]^2 (Finn et al. 2017)
+    goal_high: float = 0.5
+    action_limit: float = 0.1  # each action coordinate is clipped to [-action_limit, action_limit]
+    horizon: int = 100  # steps per trajectory
+    reward: str = "distance"  # distance (the MAML-RL code, whose returns are published) | squared_distance
+
+    def check(self, prefix: str) -> None:
+        if not self.goal_low < self.goal_high:
+            raise ConfigError(
+                f"{prefix}.goal_low={self.goal_low} is invalid: must be below {prefix}.goal_high={self.goal_high}"
+            )
+        positive(f"{prefix}.action_limit", self.action_limit)
+        at_least(f"{prefix}.horizon", self.horizon, 1)
+        at_most(f"{prefix}.horizon", self.horizon, 100_000)
+        one_of(f"{prefix}.reward", self.reward, NAVIGATION_REWARDS)
 
 
 @dataclass

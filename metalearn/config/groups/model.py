@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import List, Optional
 
-from metalearn.config.options import CONV4_DOWNSAMPLING, MEMORY_FORMATS
+from metalearn.config.options import CONV4_DOWNSAMPLING, MEMORY_FORMATS, MLP_ACTIVATIONS
 from metalearn.config.schema import Schema, at_least, at_most, one_of
 from metalearn.errors import ConfigError
 
@@ -55,8 +55,10 @@ class ResNet12Config(Schema):
 class MLPConfig(Schema):
     _target_: str = "metalearn.models.mlp.MLP"
     hidden_sizes: List[int] = field(default_factory=lambda: [40, 40])
+    activation: str = "relu"  # relu | tanh (MAML's policies)
 
     def check(self, prefix: str) -> None:
+        one_of(f"{prefix}.activation", self.activation, MLP_ACTIVATIONS)
         for i, size in enumerate(self.hidden_sizes):
             at_least(f"{prefix}.hidden_sizes[{i}]", size, 1)
             at_most(f"{prefix}.hidden_sizes[{i}]", size, 65_536)

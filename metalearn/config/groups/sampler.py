@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import ClassVar, Optional
 
 from metalearn.config.schema import Schema, at_least, at_most, seed_range
 
@@ -58,3 +58,28 @@ class BatchSamplerConfig(EpisodicSamplerConfig):
         super().check(prefix)
         at_least(f"{prefix}.batch_size", self.batch_size, 1)
         at_most(f"{prefix}.batch_size", self.batch_size, 100_000)
+
+
+@dataclass
+class TaskSamplerConfig(Schema):
+    """Meta-batches of tasks of a reinforcement-learning task family (metalearn.sampling.tasks.TaskSampler)."""
+
+    _target_: str = "metalearn.sampling.tasks.TaskSampler"
+    REINFORCEMENT: ClassVar[bool] = True  # of reinforcement learning (validate._check_reinforcement)
+    tasks_per_batch: int = 20  # tasks per meta-batch (MAML's 2D navigation: 20)
+    trajectories: int = 20  # trajectories per task for each adaptation step and for the outer loss
+    val_tasks: int = 40  # fixed validation tasks, used to keep the best checkpoint
+    test_tasks: int = 100  # fixed test tasks
+    eval_batch_size: int = 50  # tasks evaluated at once (memory only, not results)
+    seed: int = 0  # the training task stream (the YAML sets it to the run's seed)
+    eval_seed: int = 0  # the fixed validation / test tasks and their rollouts' noise: the same for every run
+
+    def check(self, prefix: str) -> None:
+        for key in ("tasks_per_batch", "trajectories", "val_tasks", "test_tasks", "eval_batch_size"):
+            at_least(f"{prefix}.{key}", getattr(self, key), 1)
+        for key in ("tasks_per_batch", "trajectories", "eval_batch_size"):
+            at_most(f"{prefix}.{key}", getattr(self, key), 100_000)
+        for key in ("val_tasks", "test_tasks"):
+            at_most(f"{prefix}.{key}", getattr(self, key), 1_000_000, "the fixed tasks are drawn up front")
+        for key in ("seed", "eval_seed"):
+            seed_range(f"{prefix}.{key}", getattr(self, key))

@@ -1,0 +1,116 @@
+"""MAML-TRPO: TRPO's pieces against independent computations, the two execution paths against each other, learning
+on navigation2d, and the config's refusals."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from metalearn.algorithms.maml_trpo import MAMLTRPO
+from metalearn.algorithms.trpo import conjugate_gradient, flat, hessian_vector_product
+from metalearn.cli import compose_config
+from metalearn.config.validate import validate_config
+from metalearn.data.navigation import Navigation2D
+from metalearn.errors import ConfigError
+from metalearn.models.mlp import MLP
+from metalearn.sampling.tasks import TaskSampler
+from metalearn.training.evaluator import evaluate
+
+
+def tiny(batching: str = "loop", **kwargs) -> tuple[MAMLTRPO, TaskSampler]:
+    torch.manual_seed(0)
+    learner = MAMLTRPO(MLP((2,), [3], activation="tanh"), "reinforcement", 2, batching=batching, **kwargs)
+    sampler = TaskSampler(Navigation2D(horizon=4), tasks_per_batch=2, trajectories=3, val_tasks=2, test_tasks=2)
+    return learner, sampler
+
+
+def test_conjugate_gradient_solves_a_positive_definite_system():
+    torch.manual_seed(0)
+    a = torch.randn(5, 5, dtype=torch.float64)
+    h, b = a @ a.T + torch.eye(5, dtype=torch.float64), torch.randn(5, dtype=torch.float64)
+    torch.testing.assert_close(conjugate_gradient(lambda v: h @ v, b, 5), torch.linalg.solve(h, b))
+
+
+def test_hessian_vector_products_of_the_kl_through_the_inner_step_match_finite_differences():
+    """TRPO's curvature: the Hessian of the mean KL in theta, through the second-order inner step, by Pearlmutter's
+    trick against central differences of the KL's gradient (float64), column by column."""
+    learner, sampler = tiny()
+    learner.double()
+    batch = sampler.train_batch()
+    batch.params = batch.params.double()
+    learner.meta_loss(batch)
+    collected = learner._collected
+    collected.before.observations = collected.before.observations.double()
+    params = [p for p in learner.parameters()]
+    kl = learner.loss_and_kl(collected, True)[1]
+    hvp = hessian_vector_product(kl, params, damping=0.0)
+    n, eps = sum(p.numel() for p in params), 1e-5
+
+    def kl_gradient() -> torch.Tensor:
+        return flat(torch.autograd.grad(learner.loss_and_kl(collected, True)[1], params))
+
+    basis = torch.eye(n, dtype=torch.float64)
+    products = [hvp(e) for e in basis]  # before the parameters move: the products differentiate their graph
+    origin = [p.detach().clone() for p in params]
+    for e, product in zip(basis, products):
+        columns = []
+        for sign in (1, -1):
+            with torch.no_grad():
+                offset = 0
+                for p, o in zip(params, origin):
+                    p.copy_(o + sign * eps * e[offset : offset + p.numel()].view_as(p))
+                    offset += p.numel()
+            columns.append(kl_gradient())
+        with torch.no_grad():
+            for p, o in zip(params, origin):
+                p.copy_(o)
+        torch.testing.assert_close(product, (columns[0] - columns[1]) / (2 * eps), rtol=1e-5, atol=1e-7)
+
+
+def test_vmap_and_loop_give_the_same_rollouts_and_outer_gradient():
+    grads = {}
+    for batching in ("loop", "vmap"):
+        learner, sampler = tiny(batching)
+        out = learner.meta_loss(sampler.train_batch())
+        loss, kl = learner.loss_and_kl(learner._collected, True)
+        grads[batching] = (out.metrics, flat(torch.autograd.grad(loss, list(learner.parameters()))))
+    assert grads["loop"][0] == pytest.approx(grads["vmap"][0], rel=1e-5)
+    torch.testing.assert_close(grads["loop"][1], grads["vmap"][1], rtol=1e-4, atol=1e-6)
+
+
+def test_a_short_meta_training_makes_one_step_of_adaptation_pay():
+    """After a few TRPO steps on navigation2d, one policy-gradient step on a new task raises its return clearly, and
+    the adapted return beats the untrained policy's."""
+    torch.manual_seed(0)
+    learner = MAMLTRPO(MLP((2,), [16, 16], activation="tanh"), "reinforcement", 2, eval_inner_steps=1)
+    sampler = TaskSampler(Navigation2D(horizon=50), tasks_per_batch=8, trajectories=8, test_tasks=20)
+    untrained = evaluate(learner, sampler, "test").others["return_after_1_steps"]["mean"]
+    for _ in range(3):
+        out = learner.meta_loss(sampler.train_batch())
+        learner.outer_update(out, None, None)
+        assert out.metrics["kl"] <= 0.01
+    result = evaluate(learner, sampler, "test").others
+    before, after = result["return_after_0_steps"]["mean"], result["return_after_1_steps"]["mean"]
+    assert after > before + 3 and after > untrained + 3, (before, after, untrained)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["dataset=navigation2d"], "needs sampler=tasks, model=policy_mlp and algorithm=maml_trpo"),
+        (["dataset=navigation2d", "sampler=tasks", "model=policy_mlp"], "algorithm=maml_trpo"),
+        (["dataset=navigation2d", "sampler=tasks", "algorithm=maml_trpo"], "model=policy_mlp"),
+        (["sampler=tasks"], "sampler=tasks draws tasks of reinforcement-learning task families"),
+        (["algorithm=maml_trpo"], "algorithm=maml_trpo learns policies"),
+        (["experiment=maml_trpo_navigation2d", "trainer.optimizer=sgd"], "TRPO step replaces"),
+        (["experiment=maml_trpo_navigation2d", "dataset.reward=manhattan"], "dataset.reward"),
+        (["experiment=maml_trpo_navigation2d", "algorithm.max_kl=0"], "algorithm.max_kl"),
+        (["experiment=maml_trpo_navigation2d", "algorithm.backtrack_ratio=1"], "algorithm.backtrack_ratio"),
+        (["experiment=maml_trpo_navigation2d", "sampler.trajectories=0"], "sampler.trajectories"),
+        (["experiment=maml_trpo_navigation2d", "model.activation=sigmoid"], "model.activation"),
+    ],
+)
+def test_bad_reinforcement_settings_are_refused_in_one_line(overrides, message):
+    with pytest.raises(ConfigError) as caught:
+        validate_config(compose_config(overrides)[0])
+    assert message in str(caught.value) and "\n" not in str(caught.value)
