@@ -201,9 +201,10 @@ class MAMLTRPO(MetaLearner):
         }
         return StepOutput(loss, metrics)
 
-    def loss_and_kl(self, collected: _Collected, differentiable: bool) -> tuple[Tensor, Tensor]:
-        """The TRPO surrogate loss and the mean KL(old || new) at the current theta, the inner step recomputed from the
-        pre-update trajectories (through its gradient where `differentiable` and second order)."""
+    def ratio_and_kl(self, collected: _Collected, differentiable: bool) -> tuple[Tensor, Tensor]:
+        """The probability ratios pi_theta'(theta)(a|s) / pi_old(a|s) of the post-update steps [B, N, H] and the mean KL
+        (old || new) at the current theta, the inner step recomputed from the pre-update trajectories (through its
+        gradient where `differentiable` and second order)."""
         c = collected
         tasks = c.after.rewards.shape[0]
         adapted = self._adapted(
@@ -220,9 +221,17 @@ class MAMLTRPO(MetaLearner):
             gaussian_log_prob(mean, log_std, c.after.actions)
             - gaussian_log_prob(c.old_mean, old_log_std, c.after.actions)
         )
-        loss = -masked_mean(ratio * c.after_advantages, c.after.mask, (1, 2)).mean()
         kl = masked_mean(gaussian_kl(c.old_mean, old_log_std, mean, log_std), c.after.mask, (1, 2)).mean()
-        return loss, kl
+        return ratio, kl
+
+    def surrogate(self, ratio: Tensor, collected: _Collected) -> Tensor:
+        """The outer loss: -E[ratio * A] over each task's post-update steps, averaged over the tasks."""
+        return -masked_mean(ratio * collected.after_advantages, collected.after.mask, (1, 2)).mean()
+
+    def loss_and_kl(self, collected: _Collected, differentiable: bool) -> tuple[Tensor, Tensor]:
+        """The surrogate loss and the mean KL(old || new) at the current theta (ratio_and_kl)."""
+        ratio, kl = self.ratio_and_kl(collected, differentiable)
+        return self.surrogate(ratio, collected), kl
 
     def outer_update(self, out: StepOutput, optimizer: torch.optim.Optimizer, grad_clip: float | None) -> None:
         """A TRPO step on theta from the trajectories of the last meta_loss (the optimiser is not used)."""

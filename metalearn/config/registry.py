@@ -44,6 +44,7 @@ SCHEMAS: dict[str, dict[str, type[Schema]]] = {
         algorithm.MetaSGDConfig,
         algorithm.ReptileConfig,
         algorithm.MAMLTRPOConfig,
+        algorithm.MAMLPPOConfig,
     ),
     "model": _by_target(model.Conv4Config, model.ResNet12Config, model.MLPConfig),
     "trainer": _by_target(run.TrainerConfig),

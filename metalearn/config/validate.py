@@ -196,7 +196,7 @@ def _check_reinforcement(container: dict[str, Any]) -> None:
     if family and not _reinforcement(container, "algorithm"):
         raise ConfigError(
             "the dataset is a reinforcement-learning task family: it needs a reinforcement-learning algorithm, "
-            f"algorithm=maml_trpo ({fix})"
+            f"algorithm=maml_trpo or maml_ppo ({fix})"
         )
     if family and not str(container["model"].get("_target_", "")).endswith(".MLP"):
         raise ConfigError(
@@ -210,10 +210,10 @@ def _check_reinforcement(container: dict[str, Any]) -> None:
         )
     if not family and _reinforcement(container, "algorithm"):
         raise ConfigError(
-            "algorithm=maml_trpo learns policies for reinforcement-learning task families such as "
+            f"algorithm={_choice(container)} learns policies for reinforcement-learning task families such as "
             "dataset=navigation2d; for this dataset choose a few-shot learner such as algorithm=maml"
         )
-    if family:
+    if str(container["algorithm"].get("_target_", "")).endswith(".MAMLTRPO"):
         for key, default in _OPTIMISER_ONLY.items():
             value = container["trainer"].get(key, default)
             if value != default:
@@ -221,3 +221,9 @@ def _check_reinforcement(container: dict[str, Any]) -> None:
                     f"trainer.{key}={value!r} has no effect with algorithm=maml_trpo, whose TRPO step replaces the "
                     f"trainer's optimiser; use algorithm.max_kl, or remove trainer.{key}"
                 )
+
+
+def _choice(container: dict[str, Any]) -> str:
+    """The algorithm option's name as the user typed it, from its target: maml_trpo, maml_ppo."""
+    target = str(container["algorithm"].get("_target_", ""))
+    return {"MAMLTRPO": "maml_trpo", "MAMLPPO": "maml_ppo"}.get(target.rsplit(".", 1)[-1], target)

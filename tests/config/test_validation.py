@@ -53,7 +53,13 @@ def test_bad_values_are_rejected_with_the_key_value_and_what_is_allowed(override
 
 
 # options that work only beside another group's option (the combination check refuses them alone)
-REINFORCEMENT = ["dataset=navigation2d", "sampler=tasks", "model=policy_mlp", "algorithm=maml_trpo"]
+REINFORCEMENT = [
+    "dataset=navigation2d",
+    "sampler=tasks",
+    "model=policy_mlp",
+    "algorithm=maml_trpo",
+    "algorithm=maml_ppo",
+]
 PARTNERS = {
     "sampler=batches": ["algorithm=baseline"],
     **{choice: REINFORCEMENT for choice in REINFORCEMENT},

@@ -3,9 +3,12 @@ on navigation2d, and the config's refusals."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 
+from metalearn.algorithms.maml_ppo import MAMLPPO
 from metalearn.algorithms.maml_trpo import MAMLTRPO
 from metalearn.algorithms.trpo import conjugate_gradient, flat, hessian_vector_product
 from metalearn.cli import compose_config
@@ -108,9 +111,39 @@ def test_a_short_meta_training_makes_one_step_of_adaptation_pay():
         (["experiment=maml_trpo_navigation2d", "algorithm.backtrack_ratio=1"], "algorithm.backtrack_ratio"),
         (["experiment=maml_trpo_navigation2d", "sampler.trajectories=0"], "sampler.trajectories"),
         (["experiment=maml_trpo_navigation2d", "model.activation=sigmoid"], "model.activation"),
+        (
+            ["experiment=maml_trpo_navigation2d", "algorithm=maml_ppo", "algorithm.clip_ratio=1.5"],
+            "algorithm.clip_ratio",
+        ),
+        (["experiment=maml_trpo_navigation2d", "algorithm=maml_ppo", "algorithm.gamma=2"], "algorithm.gamma"),
+        (["algorithm=maml_ppo"], "algorithm=maml_ppo learns policies"),
     ],
 )
 def test_bad_reinforcement_settings_are_refused_in_one_line(overrides, message):
     with pytest.raises(ConfigError) as caught:
         validate_config(compose_config(overrides)[0])
     assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_ppo_surrogate_clips_the_ratio_as_a_hand_computation():
+    learner = MAMLPPO(MLP((2,), [3], activation="tanh"), "reinforcement", 2, clip_ratio=0.2)
+    ratio = torch.tensor([0.5, 1.0, 1.5]).view(1, 1, 3)
+    collected = SimpleNamespace(
+        after_advantages=torch.tensor([1.0, -1.0, 1.0]).view(1, 1, 3),
+        after=SimpleNamespace(mask=torch.ones(1, 1, 3)),
+    )
+    # min(r A, clip(r) A): 0.5 (below the range the unclipped term is smaller), -1, and 1.2 (clipped from 1.5)
+    assert learner.surrogate(ratio, collected).item() == pytest.approx(-(0.5 - 1.0 + 1.2) / 3)
+    assert MAMLTRPO.surrogate(learner, ratio, collected).item() == pytest.approx(-(0.5 - 1.0 + 1.5) / 3)
+
+
+def test_ppo_outer_update_steps_the_optimiser_and_stays_near_the_old_policy():
+    learner, sampler = tiny()
+    ppo = MAMLPPO(MLP((2,), [3], activation="tanh"), "reinforcement", 2, batching="loop", ppo_epochs=3)
+    ppo.load_state_dict(learner.state_dict())
+    before = [p.detach().clone() for p in ppo.parameters()]
+    optimizer = torch.optim.Adam(ppo.parameters(), lr=1e-2)
+    out = ppo.meta_loss(sampler.train_batch())
+    ppo.outer_update(out, optimizer, None)
+    assert all(not torch.equal(a, b) for a, b in zip(before, ppo.parameters()))
+    assert 0 < out.metrics["kl"] < 0.5 and optimizer.state_dict()["state"][0]["step"] == 3

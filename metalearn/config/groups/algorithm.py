@@ -43,6 +43,13 @@ def check_execution(prefix: str, batching: str, batch_norm: str, checkpoint_inne
         )
 
 
+def check_discounting(prefix: str, gamma: float, gae_lambda: float) -> None:
+    """The meta-RL learners' discount and GAE lambda, each in [0, 1]."""
+    for key, value in (("gamma", gamma), ("gae_lambda", gae_lambda)):
+        if not 0 <= value <= 1:
+            raise ConfigError(f"{prefix}.{key}={value} is invalid: must be in [0, 1]")
+
+
 @dataclass
 class ProtoNetConfig(Schema):
     """Prototypical Networks (metalearn.algorithms.protonet.ProtoNet)."""
@@ -267,10 +274,7 @@ class MAMLTRPOConfig(Schema):
         positive(f"{prefix}.inner_lr", self.inner_lr)
         at_least(f"{prefix}.inner_steps", self.inner_steps, 1)
         at_least(f"{prefix}.eval_inner_steps", self.eval_inner_steps, 0)
-        for key in ("gamma", "gae_lambda"):
-            value = getattr(self, key)
-            if not 0 <= value <= 1:
-                raise ConfigError(f"{prefix}.{key}={value} is invalid: must be in [0, 1]")
+        check_discounting(prefix, self.gamma, self.gae_lambda)
         for key in ("max_kl", "init_std"):
             positive(f"{prefix}.{key}", getattr(self, key))
         at_least(f"{prefix}.cg_damping", self.cg_damping, 0)
@@ -278,4 +282,34 @@ class MAMLTRPOConfig(Schema):
         at_least(f"{prefix}.line_search_steps", self.line_search_steps, 1)
         if not 0 < self.backtrack_ratio < 1:
             raise ConfigError(f"{prefix}.backtrack_ratio={self.backtrack_ratio} is invalid: must be in (0, 1)")
+        resolve_batching(self.batching, "transductive", prefix)
+
+
+@dataclass
+class MAMLPPOConfig(Schema):
+    """MAML-PPO for reinforcement learning (metalearn.algorithms.maml_ppo.MAMLPPO): the trainer's optimiser steps on
+    PPO's clipped surrogate."""
+
+    _target_: str = "metalearn.algorithms.maml_ppo.MAMLPPO"
+    REINFORCEMENT: ClassVar[bool] = True  # of reinforcement learning (validate._check_reinforcement)
+    inner_lr: float = 0.1
+    inner_steps: int = 1
+    eval_inner_steps: int = 3
+    first_order: bool = False
+    gamma: float = 0.99
+    gae_lambda: float = 1.0
+    ppo_epochs: int = 5  # optimiser steps on the clipped surrogate per meta-iteration
+    clip_ratio: float = 0.2
+    init_std: float = 1.0
+    batching: str = "auto"
+
+    def check(self, prefix: str) -> None:
+        positive(f"{prefix}.inner_lr", self.inner_lr)
+        at_least(f"{prefix}.inner_steps", self.inner_steps, 1)
+        at_least(f"{prefix}.eval_inner_steps", self.eval_inner_steps, 0)
+        check_discounting(prefix, self.gamma, self.gae_lambda)
+        at_least(f"{prefix}.ppo_epochs", self.ppo_epochs, 1)
+        if not 0 < self.clip_ratio < 1:
+            raise ConfigError(f"{prefix}.clip_ratio={self.clip_ratio} is invalid: must be in (0, 1)")
+        positive(f"{prefix}.init_std", self.init_std)
         resolve_batching(self.batching, "transductive", prefix)
