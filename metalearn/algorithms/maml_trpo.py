@@ -166,7 +166,7 @@ class MAMLTRPO(MetaLearner):
             mean, log_std = self._map(lambda p, s: self.policy(p, s), per_task, states)
             return mean, log_std[:, None, :]
 
-        return rollout(batch.env, batch.params, policy, batch.noise(index))
+        return rollout(batch.env, batch.params, policy, batch.noise(index), batch.reset_seeds(index))
 
     def _adapted(
         self, per_task: Params, trajectories: Trajectories, adv: Tensor, steps: int, second_order: bool

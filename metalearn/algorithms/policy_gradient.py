@@ -32,11 +32,11 @@ class Trajectories:
         return self.rewards.sum(-1).mean(-1)
 
 
-def rollout(env: Any, goals: Tensor, policy: Policy, noise: Tensor) -> Trajectories:
+def rollout(env: Any, goals: Tensor, policy: Policy, noise: Tensor, seeds: Tensor | None = None) -> Trajectories:
     """Trajectories of `env.horizon` steps in each task (goals [B, P]) with actions mean + std * noise from the
-    Gaussian `policy` (noise [H, B, N, A]: N trajectories per task), every task and trajectory stepping in one
-    tensor operation."""
-    state, done = env.reset(goals, noise.shape[2])
+    Gaussian `policy` (noise [H, B, N, A]: N trajectories per task), every task and trajectory stepping at once;
+    seeds [B] seed the environments' initial states where they are random."""
+    state, done = env.reset(goals, noise.shape[2], seeds)
     observations, actions, rewards, masks = [], [], [], []
     for t in range(env.horizon):
         mean, log_std = policy(state)

@@ -28,6 +28,7 @@ SCHEMAS: dict[str, dict[str, type[Schema]]] = {
         dataset.SinusoidConfig,
         dataset.OmniglotConfig,
         dataset.Navigation2DConfig,
+        dataset.GymConfig,
         *image_data.SCHEMAS,
     ),
     "sampler": _by_target(sampler.EpisodicSamplerConfig, sampler.BatchSamplerConfig, sampler.TaskSamplerConfig),

@@ -53,8 +53,8 @@ class Navigation2D:
         """Goals [n_tasks, 2] drawn from U[goal_low, goal_high]^2."""
         return self.goal_low + (self.goal_high - self.goal_low) * torch.rand(n_tasks, 2, generator=gen)
 
-    def reset(self, goals: Tensor, trajectories: int) -> tuple[Tensor, Tensor]:
-        """Start states [B, N, 2] (the origin) and the `done` flags [B, N] (all False)."""
+    def reset(self, goals: Tensor, trajectories: int, seeds: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Start states [B, N, 2] (the origin: `seeds` have nothing to draw) and the `done` flags [B, N] (False)."""
         shape = (goals.shape[0], trajectories)
         return goals.new_zeros(*shape, 2), torch.zeros(shape, dtype=torch.bool, device=goals.device)
 

@@ -49,6 +49,10 @@ class TaskBatch:
         ]
         return torch.stack(per_task, dim=1).to(self.params.device)
 
+    def reset_seeds(self, rollout: int) -> Tensor:
+        """Seeds [B] of the environments' initial states for the `rollout`-th rollout of these tasks."""
+        return self.seeds * _ROLLOUTS + rollout
+
 
 class TaskSampler(SeededStreams):
     """Draws meta-batches of tasks from a reinforcement-learning task family.

@@ -63,6 +63,9 @@ REINFORCEMENT = [
 PARTNERS = {
     "sampler=batches": ["algorithm=baseline"],
     **{choice: REINFORCEMENT for choice in REINFORCEMENT},
+    "dataset=half_cheetah_vel": REINFORCEMENT,
+    "dataset=half_cheetah_dir": REINFORCEMENT,
+    "dataset=gym": [*REINFORCEMENT, "dataset.env=CartPole-v1"],
 }
 
 

@@ -147,3 +147,8 @@ def test_ppo_outer_update_steps_the_optimiser_and_stays_near_the_old_policy():
     ppo.outer_update(out, optimizer, None)
     assert all(not torch.equal(a, b) for a, b in zip(before, ppo.parameters()))
     assert 0 < out.metrics["kl"] < 0.5 and optimizer.state_dict()["state"][0]["step"] == 3
+
+
+def test_a_gym_family_without_its_environment_is_refused():
+    with pytest.raises(ConfigError, match="dataset.env is not set"):
+        validate_config(compose_config(["experiment=maml_trpo_navigation2d", "dataset=gym"])[0])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar, List, Optional
+from typing import Any, ClassVar, Dict, List, Optional
 
 from metalearn.config.options import CHARACTER_AUGMENTS, NAVIGATION_REWARDS, OMNIGLOT_SPLITS
 from metalearn.config.schema import Schema, at_least, at_most, one_of, positive, seed_range
@@ -69,6 +69,26 @@ class Navigation2DConfig(Schema):
         at_least(f"{prefix}.horizon", self.horizon, 1)
         at_most(f"{prefix}.horizon", self.horizon, 100_000)
         one_of(f"{prefix}.reward", self.reward, NAVIGATION_REWARDS)
+
+
+@dataclass
+class GymConfig(Schema):
+    """A gymnasium environment with a task hook (metalearn.data.gym_family.GymTaskFamily)."""
+
+    _target_: str = "metalearn.data.gym_family.GymTaskFamily"
+    REINFORCEMENT: ClassVar[bool] = True  # of reinforcement learning (validate._check_reinforcement)
+    env: str = ""  # a gymnasium id, or package.module:function returning the environment
+    horizon: int = 200  # steps per trajectory
+    env_kwargs: Optional[Dict[str, Any]] = None  # passed to the environment's constructor
+
+    def check(self, prefix: str) -> None:
+        if not self.env:
+            raise ConfigError(
+                f"{prefix}.env is not set: name a gymnasium id or package.module:function whose environment has "
+                "sample_tasks and set_task (or use dataset=half_cheetah_vel, half_cheetah_dir)"
+            )
+        at_least(f"{prefix}.horizon", self.horizon, 1)
+        at_most(f"{prefix}.horizon", self.horizon, 100_000)
 
 
 @dataclass
