@@ -150,7 +150,10 @@ def test_help_is_hydras_page_without_torch(tmp_path):
         hydras = run_cli(*flags, "--config-name", "config", "--help", *overrides)
         assert ours.returncode == hydras.returncode == 0, ours.stderr + hydras.stderr
         assert ours.stdout == hydras.stdout
-    algorithms = "anil, baseline, baseline++, fomaml, maml, maml++, matchingnet, metaoptnet, metasgd, my_protonet, "
+    algorithms = (
+        "anil, baseline, baseline++, fomaml, maml, maml++, maml_ppo, maml_trpo, matchingnet, metaoptnet, metasgd, "
+    )
+    algorithms += "my_protonet, "
     assert f"algorithm: {algorithms}protonet, r2d2, relationnet, reptile" in ours.stdout
     code = "import sys; from metalearn.cli import main; sys.argv = ['metalearn', '--help']; main(); print(sys.modules)"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
