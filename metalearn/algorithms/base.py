@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from metalearn.episode import Episode, EpisodeBatch
 from metalearn.errors import ConfigError
+from metalearn.metrics import lower_is_better
 
 
 @dataclass
@@ -28,10 +29,6 @@ class StepOutput:
     loss: Tensor
     metrics: dict[str, float] = field(default_factory=dict)
     grads: list[Tensor | None] | None = None
-
-
-#: the metrics where a larger value is better (the best checkpoint has the largest validation value)
-HIGHER_IS_BETTER = ("accuracy", "return")
 
 
 def task_loss(output: Tensor, target: Tensor, task: str) -> Tensor:
@@ -98,7 +95,8 @@ class MetaLearner(nn.Module):
 
     @property
     def higher_is_better(self) -> bool:
-        return self.metric in HIGHER_IS_BETTER
+        """Whether a larger value of the metric is better (the best checkpoint has the best validation value)."""
+        return not lower_is_better(self.metric)
 
     def meta_loss(self, batch: EpisodeBatch) -> StepOutput:
         """The meta-training loss of a meta-batch of B episodes, and its metrics."""

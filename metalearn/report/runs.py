@@ -18,18 +18,13 @@ from typing import Any
 import yaml
 
 from metalearn.files import claim_holder
+from metalearn.metrics import lower_is_better
 
 MARKERS = ("results.json", "failed.json", ".hydra/config.yaml")
-# metrics where a lower value is better; every other one (accuracy, return) is better higher
-LOWER_IS_BETTER = frozenset({"mse", "mae", "loss", "nll", "error"})
 
 
 def is_run_dir(folder: Path) -> bool:
     return any((folder / marker).is_file() for marker in MARKERS)
-
-
-def lower_is_better(metric: str | None) -> bool:
-    return metric in LOWER_IS_BETTER
 
 
 @dataclass

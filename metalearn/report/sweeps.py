@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from metalearn.report.runs import Run, lower_is_better, read_yaml
+from metalearn.metrics import lower_is_better
+from metalearn.report.runs import Run, read_yaml
 from metalearn.report.text import markdown_table
 
 
