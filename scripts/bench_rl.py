@@ -55,7 +55,7 @@ def meta_iteration(batching: str, iterations: int) -> dict[str, float]:
         batch = sampler.train_batch()
         start = time.perf_counter()
         with torch.no_grad():
-            theta = learner._stacked({n: p.detach() for n, p in learner.theta().items()}, len(batch))
+            theta = learner._stacked(learner.theta(detach=True), len(batch))
             learner._rollout(batch, theta, 0)
         rolled = time.perf_counter()
         out = learner.meta_loss(batch)

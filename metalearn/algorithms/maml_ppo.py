@@ -69,7 +69,7 @@ class MAMLPPO(MAMLTRPO):
             raise RuntimeError("MAMLPPO.outer_update needs a meta_loss call first")
         collected, self._collected = self._collected, None
         for _ in range(self.ppo_epochs):
-            loss, kl = self.loss_and_kl(collected, differentiable=True)
+            loss, _ = self.loss_and_kl(collected, differentiable=True)
             out.loss = loss.detach()
             super(MAMLTRPO, self).outer_update(StepOutput(loss), optimizer, grad_clip)
         with torch.no_grad():

@@ -119,8 +119,10 @@ class MAMLTRPO(MetaLearner):
         return choose_path(self.batching, "transductive", self)
 
     # --- the policy, one task's parameters at a time ------------------------------------------------
-    def theta(self) -> Params:
-        return {**dict(self.net.named_parameters()), "log_std": self.log_std}
+    def theta(self, detach: bool = False) -> Params:
+        """The policy's parameters by name (the network's and `log_std`)."""
+        params = {**dict(self.net.named_parameters()), "log_std": self.log_std}
+        return {n: p.detach() for n, p in params.items()} if detach else params
 
     def policy(self, params: Params, observations: Tensor) -> tuple[Tensor, Tensor]:
         """Action means [..., A] and log standard deviations [A] of the policy `params` at observations [..., D]."""
@@ -163,7 +165,7 @@ class MAMLTRPO(MetaLearner):
 
     def _rollout(self, batch: TaskBatch, per_task: Params, index: int) -> Trajectories:
         def policy(states: Tensor) -> tuple[Tensor, Tensor]:
-            mean, log_std = self._map(lambda p, s: self.policy(p, s), per_task, states)
+            mean, log_std = self._map(self.policy, per_task, states)
             return mean, log_std[:, None, :]
 
         return rollout(batch.env, batch.params, policy, batch.noise(index), batch.reset_seeds(index))
@@ -186,13 +188,13 @@ class MAMLTRPO(MetaLearner):
     def meta_loss(self, batch: TaskBatch) -> StepOutput:
         tasks = len(batch)
         with torch.no_grad():
-            theta = self._stacked({n: p.detach() for n, p in self.theta().items()}, tasks)
+            theta = self._stacked(self.theta(detach=True), tasks)
             before = self._rollout(batch, theta, 0)
             before_adv = advantages(before, self.gamma, self.gae_lambda)
             adapted = self._adapted(theta, before, before_adv, self.inner_steps, second_order=False)
             after = self._rollout(batch, adapted, 1)
             after_adv = advantages(after, self.gamma, self.gae_lambda)
-            old_mean, old_log_std = self._map(lambda p, o: self.policy(p, o), adapted, after.observations)
+            old_mean, old_log_std = self._map(self.policy, adapted, after.observations)
         self._collected = _Collected(before, before_adv, after, after_adv, old_mean, old_log_std)
         loss = -masked_mean(after_adv, after.mask, (0, 1, 2))  # the surrogate at theta, where the ratio is 1
         metrics = {
@@ -214,7 +216,7 @@ class MAMLTRPO(MetaLearner):
             self.inner_steps,
             second_order=differentiable and not self.first_order,
         )
-        mean, log_std = self._map(lambda p, o: self.policy(p, o), adapted, c.after.observations)
+        mean, log_std = self._map(self.policy, adapted, c.after.observations)
         log_std = log_std[:, None, None, :]
         old_log_std = c.old_log_std[:, None, None, :]
         ratio = torch.exp(
@@ -248,7 +250,7 @@ class MAMLTRPO(MetaLearner):
     def score_batch(self, batch: TaskBatch) -> dict[str, Tensor]:  # type: ignore[override]
         """The average return of each task [B] after 0, 1, ..., eval_inner_steps adaptation steps, each step on the
         fresh trajectories of the policy before it; `return` is the last."""
-        per_task = self._stacked({n: p.detach() for n, p in self.theta().items()}, len(batch))
+        per_task = self._stacked(self.theta(detach=True), len(batch))
         curve = {}
         for step in range(self.eval_inner_steps + 1):
             trajectories = self._rollout(batch, per_task, step)

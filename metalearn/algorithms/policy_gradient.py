@@ -67,14 +67,20 @@ def masked_mean(values: Tensor, mask: Tensor, dims: tuple[int, ...]) -> Tensor:
     return (values * mask).sum(dims) / mask.sum(dims).clamp_min(1)
 
 
-def discounted_returns(rewards: Tensor, mask: Tensor, gamma: float) -> Tensor:
-    """R_t = sum_k gamma^k r_{t+k} within each trajectory: [B, N, H] -> [B, N, H]."""
-    out = torch.zeros_like(rewards)
-    running = torch.zeros_like(rewards[..., 0])
-    for t in reversed(range(rewards.shape[-1])):
-        running = (rewards[..., t] + gamma * running) * mask[..., t]
+def discounted_sum(values: Tensor, mask: Tensor, factor: float) -> Tensor:
+    """S_t = values_t + factor * S_{t+1} within each trajectory (nothing carried across a step with mask 0), for
+    values already zero where mask is 0: [B, N, H] -> [B, N, H]."""
+    out = torch.zeros_like(values)
+    running = torch.zeros_like(values[..., 0])
+    for t in reversed(range(values.shape[-1])):
+        running = values[..., t] + factor * running * mask[..., t]
         out[..., t] = running
     return out
+
+
+def discounted_returns(rewards: Tensor, mask: Tensor, gamma: float) -> Tensor:
+    """R_t = sum_k gamma^k r_{t+k} within each trajectory: [B, N, H] -> [B, N, H]."""
+    return discounted_sum(rewards * mask, mask, gamma)
 
 
 def baseline_features(observations: Tensor, mask: Tensor) -> Tensor:
@@ -109,12 +115,7 @@ def gae(rewards: Tensor, values: Tensor, mask: Tensor, gamma: float, lam: float)
     delta_t = r_t + gamma V_{t+1} - V_t, V = 0 after a trajectory's end: [B, N, H]."""
     next_values = torch.cat([values[..., 1:] * mask[..., 1:], torch.zeros_like(values[..., :1])], dim=-1)
     deltas = (rewards + gamma * next_values - values) * mask
-    out = torch.zeros_like(rewards)
-    running = torch.zeros_like(rewards[..., 0])
-    for t in reversed(range(rewards.shape[-1])):
-        running = deltas[..., t] + gamma * lam * running * mask[..., t]
-        out[..., t] = running
-    return out
+    return discounted_sum(deltas, mask, gamma * lam)
 
 
 def normalised(advantages: Tensor, mask: Tensor) -> Tensor:

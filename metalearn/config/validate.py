@@ -148,8 +148,17 @@ def validate_config(cfg: DictConfig) -> DictConfig:
     return OmegaConf.create(checked)  # type: ignore[return-value]
 
 
-# Trainer settings that only act through the trainer's optimiser, which Reptile's outer update replaces.
+# Trainer settings that only act through the trainer's optimiser, which Reptile's and MAML-TRPO's outer updates replace.
 _OPTIMISER_ONLY = {"optimizer": "adam", "weight_decay": 0.0, "grad_clip": None, "scheduler": "none", "momentum": 0.0}
+# Those algorithms (by their target's class): the option name and what replaces the optimiser, for the message.
+_OWN_OUTER_UPDATE = {
+    "Reptile": (
+        "reptile",
+        "outer update theta += epsilon * mean(phi - theta)",
+        "algorithm.outer_lr and algorithm.outer_lr_final",
+    ),
+    "MAMLTRPO": ("maml_trpo", "TRPO step", "algorithm.max_kl"),
+}
 
 
 def _check_combinations(container: dict[str, Any]) -> None:
@@ -166,14 +175,15 @@ def _check_combinations(container: dict[str, Any]) -> None:
             "episodic learners need sampler=episodic"
         )
     _check_reinforcement(container)
-    if str(container["algorithm"].get("_target_", "")).endswith(".Reptile"):
+    own = _OWN_OUTER_UPDATE.get(str(container["algorithm"].get("_target_", "")).rsplit(".", 1)[-1])
+    if own is not None:
+        option, update, instead = own
         for key, default in _OPTIMISER_ONLY.items():
             value = container["trainer"].get(key, default)
             if value != default:
                 raise ConfigError(
-                    f"trainer.{key}={value!r} has no effect with algorithm=reptile, whose outer update "
-                    f"theta += epsilon * mean(phi - theta) replaces the trainer's optimiser; use algorithm.outer_lr "
-                    f"and algorithm.outer_lr_final, or remove trainer.{key}"
+                    f"trainer.{key}={value!r} has no effect with algorithm={option}, whose {update} replaces the "
+                    f"trainer's optimiser; use {instead}, or remove trainer.{key}"
                 )
 
 
@@ -185,7 +195,7 @@ def _reinforcement(container: dict[str, Any], group: str) -> bool:
 
 def _check_reinforcement(container: dict[str, Any]) -> None:
     """A reinforcement-learning task family goes with the task sampler, a policy network and an RL learner, and
-    they with it; the RL learner's TRPO step replaces the trainer's optimiser."""
+    they with it."""
     family = _reinforcement(container, "dataset")
     fix = "or use experiment=maml_trpo_navigation2d, which sets them all"
     if family and not _reinforcement(container, "sampler"):
@@ -213,14 +223,6 @@ def _check_reinforcement(container: dict[str, Any]) -> None:
             f"algorithm={_choice(container)} learns policies for reinforcement-learning task families such as "
             "dataset=navigation2d; for this dataset choose a few-shot learner such as algorithm=maml"
         )
-    if str(container["algorithm"].get("_target_", "")).endswith(".MAMLTRPO"):
-        for key, default in _OPTIMISER_ONLY.items():
-            value = container["trainer"].get(key, default)
-            if value != default:
-                raise ConfigError(
-                    f"trainer.{key}={value!r} has no effect with algorithm=maml_trpo, whose TRPO step replaces the "
-                    f"trainer's optimiser; use algorithm.max_kl, or remove trainer.{key}"
-                )
 
 
 def _choice(container: dict[str, Any]) -> str:
