@@ -76,12 +76,26 @@ class MetaLearner(nn.Module):
     #: class of the episode), so it can train and test on episodes of different ways; False where an output layer of
     #: n_way units fixes them (the MAML family)
     any_ways: bool = False
+    #: whether the learner takes video clips (a backbone whose `frames` is set gives per-frame features
+    #: [N, T, D]): "never", "also" (images too) or "only" (learners that use the order of frames)
+    clips: str = "never"
 
     def __init__(self, backbone: nn.Module, task: str, n_way: int) -> None:
         super().__init__()
         if task not in self.tasks:
             raise ConfigError(
                 f"algorithm {type(self).__name__} does not support {task} data; it supports {', '.join(self.tasks)}"
+            )
+        frames = getattr(backbone, "frames", None)
+        if frames is not None and self.clips == "never":
+            raise ConfigError(
+                f"algorithm {type(self).__name__} does not take video clips, and the data set gives clips of {frames} "
+                "frames; choose algorithm=protonet (frames averaged), otam or trx"
+            )
+        if frames is None and self.clips == "only":
+            raise ConfigError(
+                f"algorithm {type(self).__name__} compares the frames of video clips, and needs a clip data set (such "
+                "as dataset=glyph_clips) with a per-frame backbone (model=conv4 or resnet12)"
             )
         self.backbone = backbone
         self.task = task

@@ -34,12 +34,17 @@ class ProtoNet(EpisodeClassifier):
         temperature (float, 10.0): the cosine logits' initial scale, learned with the backbone.
         batch_norm (str, "running"): "running" (standard BatchNorm) or "transductive".
 
-    Shapes: a batch of B episodes with support [B, S, C, H, W], labels [B, S], query [B, Q, C, H, W];
-    logits [B, Q, n_way].
+    On video clips the embedding of a clip is the mean of its frames' features: the frame-averaging baseline of the
+    few-shot video papers (e.g. Cao et al. 2020), blind to the order of the frames.
+
+    Shapes: a batch of B episodes with support [B, S, C, H, W] (clips: [B, S, T, C, H, W]), labels [B, S], query
+    [B, Q, C, H, W]; logits [B, Q, n_way].
 
     References:
         Snell, Swersky & Zemel, "Prototypical Networks for Few-shot Learning", NeurIPS 2017.
     """
+
+    clips = "also"
 
     def __init__(
         self,
@@ -58,6 +63,8 @@ class ProtoNet(EpisodeClassifier):
     def predict_batch(self, batch: EpisodeBatch) -> Tensor:
         """Logits of each query for each class, [B, Q, n_way]."""
         support, query = self.embed_episodes(batch)
+        if support.dim() == 4:  # clips: per-frame features [B, S, T, D], averaged over time
+            support, query = support.mean(2), query.mean(2)
         protos = prototypes(support, batch.support_y, self.ways(batch))  # [B, n, D]
         if self.distance == "cosine":
             return self.temperature * F.normalize(query, dim=-1) @ F.normalize(protos, dim=-1).transpose(1, 2)

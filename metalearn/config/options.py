@@ -29,6 +29,15 @@ MLP_ACTIVATIONS = ("relu", "tanh")
 OMNIGLOT_SPLITS = ("vinyals", "lake", "minimal1", "minimal2")
 # dataset.source (mini-ImageNet)
 MINI_IMAGENET_SOURCES = ("auto", "pickle", "csv")
+# dataset.benchmark (video): each few-shot video benchmark and its folder of split lists in
+# metalearn/data/video_splits/ (Kinetics-100 and SSv2-small: CMN's splits; SSv2-full: OTAM's; UCF101, HMDB51: ARN's)
+VIDEO_BENCHMARKS = {
+    "kinetics100": "kinetics100_cmn",
+    "ssv2_small": "ssv2_cmn",
+    "ssv2_full": "ssv2_otam",
+    "ucf101": "ucf101_arn",
+    "hmdb51": "hmdb51_arn",
+}
 # dataset.channels (folder)
 FOLDER_CHANNELS = ("auto", "1", "3")
 # device.name

@@ -25,6 +25,7 @@ def _by_target(*schemas: type[Schema]) -> dict[str, type[Schema]]:
 SCHEMAS: dict[str, dict[str, type[Schema]]] = {
     "dataset": _by_target(
         dataset.GlyphsConfig,
+        dataset.GlyphClipsConfig,
         dataset.SinusoidConfig,
         dataset.OmniglotConfig,
         dataset.Navigation2DConfig,
@@ -34,6 +35,8 @@ SCHEMAS: dict[str, dict[str, type[Schema]]] = {
     "sampler": _by_target(sampler.EpisodicSamplerConfig, sampler.BatchSamplerConfig, sampler.TaskSamplerConfig),
     "algorithm": _by_target(
         algorithm.ProtoNetConfig,
+        algorithm.OTAMConfig,
+        algorithm.TRXConfig,
         algorithm.MatchingNetConfig,
         algorithm.RelationNetConfig,
         algorithm.R2D2Config,
@@ -47,7 +50,7 @@ SCHEMAS: dict[str, dict[str, type[Schema]]] = {
         algorithm.MAMLTRPOConfig,
         algorithm.MAMLPPOConfig,
     ),
-    "model": _by_target(model.Conv4Config, model.ResNet12Config, model.MLPConfig),
+    "model": _by_target(model.Conv4Config, model.ResNet12Config, model.TorchvisionResNetConfig, model.MLPConfig),
     "trainer": _by_target(run.TrainerConfig),
     "logger": _by_target(
         logger.JsonlLoggerConfig,

@@ -51,9 +51,11 @@ class NaturalAugment:
     flip: float = 0.5
     jitter: float = 0.4
 
-    def __call__(self, x: Tensor, gen: torch.Generator) -> Tensor:
+    def __call__(self, x: Tensor, gen: torch.Generator, group: int = 1) -> Tensor:
+        """Augment x [..., C, H, W]; each run of `group` consecutive images (the frames of a clip) shares one draw
+        of the random parameters."""
         imgs, shape = _flat(x)
-        m = imgs.shape[0]
+        m = imgs.shape[0] // group
         # Crop: its width and height as fractions of the image side; centre anywhere the crop fits.
         area = _uniform(m, *self.crop_scale, gen)
         log_ratio = _uniform(m, math.log(self.crop_ratio[0]), math.log(self.crop_ratio[1]), gen)
@@ -64,17 +66,18 @@ class NaturalAugment:
         mirror = torch.where(torch.rand(m, generator=gen) < self.flip, -1.0, 1.0)
         zero = torch.zeros(m)
         theta = torch.stack([torch.stack([w * mirror, zero, cx], -1), torch.stack([zero, h, cy], -1)], 1)
-        out = _warp(imgs, theta)
+        out = _warp(imgs, theta.repeat_interleave(group, 0))
         if self.jitter > 0:
-            out = colour_jitter(out, self.jitter, gen)
+            out = colour_jitter(out, self.jitter, gen, group)
         return out.clamp_(0, 1).reshape(shape)
 
 
-def colour_jitter(x: Tensor, strength: float, gen: torch.Generator) -> Tensor:
-    """Brightness, contrast and (for RGB) saturation, each scaled by a factor drawn from U[1-s, 1+s]."""
-    m, c = x.shape[:2]
+def colour_jitter(x: Tensor, strength: float, gen: torch.Generator, group: int = 1) -> Tensor:
+    """Brightness, contrast and (for RGB) saturation, each scaled by a factor drawn from U[1-s, 1+s], one draw per
+    run of `group` consecutive images; contrast pivots on each image's own mean."""
+    m, c = x.shape[0] // group, x.shape[1]
     low, high = max(0.0, 1 - strength), 1 + strength
-    factors = _uniform(3 * m, low, high, gen).view(3, m, 1, 1, 1).to(x.device, x.dtype)
+    factors = _uniform(3 * m, low, high, gen).view(3, m, 1, 1, 1).repeat_interleave(group, 1).to(x.device, x.dtype)
     x = (x * factors[0]).clamp(0, 1)
     gray = _gray(x)
     mean = gray.mean(dim=(1, 2, 3), keepdim=True)
@@ -97,9 +100,14 @@ def make_transform(
     crop_scale: Sequence[float] = (0.5, 1.0),
     flip: float = 0.5,
     jitter: float = 0.4,
+    frames: int | None = None,
 ) -> Optional[Transform]:
     """The training transform named by `dataset.augment` (None for `none`); the values are checked by the
-    data set's schema (metalearn.config.groups.image_data)."""
-    if kind == "standard":
-        return NaturalAugment(crop_scale=(float(crop_scale[0]), float(crop_scale[1])), flip=flip, jitter=jitter)
-    return None
+    data set's schema (metalearn.config.groups.image_data). With `frames`, inputs are clips [..., T, C, H, W] and
+    every frame of a clip gets the same crop, flip and colour change."""
+    if kind != "standard":
+        return None
+    augment = NaturalAugment(crop_scale=(float(crop_scale[0]), float(crop_scale[1])), flip=flip, jitter=jitter)
+    if frames is None:
+        return augment
+    return lambda x, gen: augment(x, gen, group=frames)

@@ -9,7 +9,7 @@ import hashlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import torch
 from torch import Tensor
@@ -33,9 +33,10 @@ class ClassStore:
     class_names: list[str]
 
     def __post_init__(self) -> None:
-        if self.images.dtype != torch.uint8 or self.images.dim() != 4:
+        if self.images.dtype != torch.uint8 or self.images.dim() not in (4, 5):
             raise DataError(
-                f"ClassStore images must be uint8 [N, C, H, W], got {self.images.dtype} {tuple(self.images.shape)}"
+                "ClassStore images must be uint8 [N, C, H, W] (clips: [N, T, C, H, W]), got "
+                f"{self.images.dtype} {tuple(self.images.shape)}"
             )
         offsets = self.class_offsets = self.class_offsets.to(torch.long)
         if offsets.dim() != 1 or len(offsets) != len(self.class_names) + 1:
@@ -58,8 +59,9 @@ class ClassStore:
         return self.class_offsets[1:] - self.class_offsets[:-1]
 
     @property
-    def image_shape(self) -> tuple[int, int, int]:
-        return tuple(self.images.shape[1:])  # type: ignore[return-value]
+    def image_shape(self) -> tuple[int, ...]:
+        """One sample's shape: (C, H, W), or (T, C, H, W) for clips of T stored frames."""
+        return tuple(self.images.shape[1:])
 
     def subset(self, class_indices: Sequence[int]) -> "ClassStore":
         """A new store holding only the given classes, in the given order."""
@@ -114,7 +116,11 @@ class ClassStore:
 
 @dataclass
 class SplitData:
-    """What a classification data set provides: one ClassStore per split."""
+    """What a classification data set provides: one ClassStore per split.
+
+    Video data sets hold clips [N, F, C, H, W] and say how many frames the model sees (`frames`, T): the sampler
+    picks T of the F stored frames (metalearn.data.frames), and the model's input is [T, C, H, W].
+    """
 
     train: ClassStore
     val: ClassStore
@@ -124,10 +130,25 @@ class SplitData:
     task: str = "classification"
     #: per-image training augmentation on float batches [..., C, H, W] in [0, 1]; never used in evaluation
     train_transform: Optional[Callable[[Tensor, torch.Generator], Tensor]] = None
+    #: clips: the frames the model sees per clip (None: images)
+    frames: Optional[int] = None
 
     @property
-    def input_shape(self) -> tuple[int, int, int]:
-        return self.train.image_shape
+    def input_shape(self) -> tuple[int, ...]:
+        shape = self.train.image_shape
+        return shape if self.frames is None else (self.frames, *shape[1:])
 
     def split(self, name: str) -> ClassStore:
         return {"train": self.train, "val": self.val, "test": self.test}[name]
+
+    @classmethod
+    def consecutive(cls, store: ClassStore, train: int, val: int, name: str, **extra: Any) -> "SplitData":
+        """The store's first `train` classes for meta-training, the next `val` for validation, the rest for test."""
+        order = range(store.num_classes)
+        return cls(
+            train=store.subset(order[:train]),
+            val=store.subset(order[train : train + val]),
+            test=store.subset(order[train + val :]),
+            name=name,
+            **extra,
+        )

@@ -22,7 +22,7 @@ _MAX_STROKES = 4
 _CURVE_POINTS = 10
 
 
-def _random_characters(n: int, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+def random_characters(n: int, gen: torch.Generator) -> tuple[Tensor, Tensor]:
     """Control points [n, strokes, 4, 2] in the unit square and a stroke mask [n, strokes]."""
     n_strokes = torch.randint(1, _MAX_STROKES + 1, (n,), generator=gen)
     mask = torch.arange(_MAX_STROKES)[None, :] < n_strokes[:, None]
@@ -61,7 +61,18 @@ def _render(points: Tensor, mask: Tensor, width: Tensor, size: int) -> Tensor:
     return (ink * 255).round().to(torch.uint8).reshape(m, 1, size, size)
 
 
-def _jittered(points: Tensor, gen: torch.Generator, jitter: float) -> tuple[Tensor, Tensor]:
+def render(points: Tensor, mask: Tensor, width: Tensor, size: int) -> Tensor:
+    """Draw m characters: control points [m, S, 4, 2] in the unit square, stroke mask [m, S], pen widths [m] ->
+    uint8 [m, 1, size, size]."""
+    chunk = 32  # small chunks keep the [chunk, pixels, segments] temporaries in cache
+    parts = [
+        _render(points[i : i + chunk], mask[i : i + chunk], width[i : i + chunk], size)
+        for i in range(0, len(points), chunk)
+    ]
+    return torch.cat(parts) if parts else torch.zeros(0, 1, size, size, dtype=torch.uint8)
+
+
+def jittered(points: Tensor, gen: torch.Generator, jitter: float) -> tuple[Tensor, Tensor]:
     """One drawing per row: jittered control points [m, S, 4, 2] and pen widths [m]."""
     m = points.shape[0]
     pts = points + jitter * torch.randn(points.shape, generator=gen)
@@ -79,16 +90,9 @@ def _jittered(points: Tensor, gen: torch.Generator, jitter: float) -> tuple[Tens
 def generate_glyphs(num_classes: int, images_per_class: int, image_size: int, seed: int, jitter: float) -> ClassStore:
     """Generate `num_classes` characters with `images_per_class` drawings each (deterministic in `seed`)."""
     gen = torch.Generator().manual_seed(seed)
-    points, mask = _random_characters(num_classes, gen)
-    drawn, width = _jittered(points.repeat_interleave(images_per_class, dim=0), gen, jitter)
-    mask = mask.repeat_interleave(images_per_class, dim=0)
-    chunk = 32  # small chunks keep the [chunk, pixels, segments] temporaries in cache
-    images = torch.cat(
-        [
-            _render(drawn[i : i + chunk], mask[i : i + chunk], width[i : i + chunk], image_size)
-            for i in range(0, len(drawn), chunk)
-        ]
-    )
+    points, mask = random_characters(num_classes, gen)
+    drawn, width = jittered(points.repeat_interleave(images_per_class, dim=0), gen, jitter)
+    images = render(drawn, mask.repeat_interleave(images_per_class, dim=0), width, image_size)
     offsets = torch.arange(num_classes + 1) * images_per_class
     return ClassStore(images, offsets, [f"glyph{c:05d}" for c in range(num_classes)])
 
@@ -116,10 +120,4 @@ def load_glyphs(
         cache_file(cache_dir, "glyphs", settings),
         lambda: generate_glyphs(train_classes + val_classes + test_classes, images_per_class, image_size, seed, jitter),
     )
-    order = range(store.num_classes)
-    return SplitData(
-        train=store.subset(order[:train_classes]),
-        val=store.subset(order[train_classes : train_classes + val_classes]),
-        test=store.subset(order[train_classes + val_classes :]),
-        name="glyphs",
-    )
+    return SplitData.consecutive(store, train_classes, val_classes, "glyphs")

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from metalearn.errors import ConfigError
+from metalearn.models.frames import frames_and_image, per_frame
 from metalearn.models.pooling import pool_then_activate
 
 
@@ -35,7 +36,7 @@ class Conv4(nn.Module):
     with 32 filters (`hidden_channels=32`). conf/model/conv4_strided.yaml and conv4_32.yaml select them.
 
     Args:
-        input_shape: (C, H, W) of the images, from the data set.
+        input_shape: (C, H, W) of the images, or (T, C, H, W) of clips, from the data set.
         hidden_channels (int, 64): filters per convolution.
         num_blocks (int, 4): blocks; each halves the height and width.
         pool_blocks (int | None, None): how many of the first blocks downsample (None: all). Relation Networks pool
@@ -49,7 +50,8 @@ class Conv4(nn.Module):
             channels_last on the CPU and contiguous elsewhere. The layout changes only the order of
             floating-point sums, not the model.
 
-    Shapes: images [N, C, H, W] -> features [N, out_features], the flattened maps of feature_shape
+    Shapes: clips [N, T, C, H, W] (input_shape (T, C, H, W)) give per-frame features [N, T, out_features].
+    images [N, C, H, W] -> features [N, out_features], the flattened maps of feature_shape
     (hidden_channels, H >> pool_blocks, W >> pool_blocks): 64 features on 28x28 inputs, 1600 on 84x84 (strided:
     sides rounded up, 2x2 maps on 28x28); with average_pool, [N, hidden_channels] and feature_shape None.
 
@@ -69,12 +71,7 @@ class Conv4(nn.Module):
     ) -> None:
         super().__init__()
         self.memory_format = memory_format
-        if len(input_shape) != 3:
-            raise ConfigError(
-                f"model=conv4 needs image data [C, H, W], but the data set gives inputs of shape {tuple(input_shape)}; "
-                "use model=mlp for vector inputs such as dataset=sinusoid"
-            )
-        channels, height, width = input_shape
+        self.frames, (channels, height, width) = frames_and_image(input_shape, "conv4")
         pools = num_blocks if pool_blocks is None else min(pool_blocks, num_blocks)
         if downsample == "pool" and min(height, width) < 2**pools:
             raise ConfigError(
@@ -102,6 +99,9 @@ class Conv4(nn.Module):
         return wanted and not _vmapped(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return per_frame(self._encode, x, self.frames)
+
+    def _encode(self, x: torch.Tensor) -> torch.Tensor:
         if self.channels_last(x):
             # empty_like + copy_ rather than .contiguous(channels_last): a 1-channel image is already
             # "contiguous" in both layouts, and convolutions would then keep the NCHW layout

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from metalearn.errors import ConfigError
+from metalearn.models.frames import frames_and_image, per_frame
 from metalearn.models.pooling import pool_then_activate
 
 
@@ -70,7 +71,8 @@ class ResNet12(nn.Module):
     the flattened maps, or their spatial average with `average_pool=true`.
 
     Args:
-        input_shape: (C, H, W) of the images, from the data set (84x84 RGB in the papers).
+        input_shape: (C, H, W) of the images (84x84 RGB in the papers), or (T, C, H, W) of clips (per-frame features
+            [N, T, out_features]), from the data set.
         widths (list of 4 ints, [64, 160, 320, 640]): the blocks' channels.
         drop_rate (float, 0.0): DropBlock's drop rate in the last two blocks (MetaOptNet: 0.1).
         block_size (int, 5): DropBlock's block size (MetaOptNet: 5 on mini-ImageNet, 2 on CIFAR-FS).
@@ -93,12 +95,7 @@ class ResNet12(nn.Module):
         average_pool: bool = False,
     ) -> None:
         super().__init__()
-        if len(input_shape) != 3:
-            raise ConfigError(
-                f"model=resnet12 needs image data [C, H, W], but the data set gives inputs of shape "
-                f"{tuple(input_shape)}; use model=mlp for vector inputs"
-            )
-        channels, height, width = input_shape
+        self.frames, (channels, height, width) = frames_and_image(input_shape, "resnet12")
         if min(height, width) < 16:
             raise ConfigError(f"model=resnet12 halves {height}x{width} images four times: it needs at least 16x16")
         blocks = []
@@ -113,5 +110,8 @@ class ResNet12(nn.Module):
         self.out_features = widths[-1] if average_pool else maps[0] * maps[1] * maps[2]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return per_frame(self._encode, x, self.frames)
+
+    def _encode(self, x: torch.Tensor) -> torch.Tensor:
         maps = self.blocks(x)
         return maps.mean(dim=(-2, -1)) if self.average_pool else maps.flatten(1)

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from metalearn.data.class_store import ClassStore, SplitData
+from metalearn.data.frames import select_frames
 from metalearn.episode import EpisodeBatch
 from metalearn.errors import ConfigError
 from metalearn.sampling.streams import SeededStreams
@@ -131,15 +132,22 @@ class EpisodeSampler(SeededStreams):
                 )
 
     # --- drawing ------------------------------------------------------------------------------
-    def _episodes_from_indices(self, store: ClassStore, idx: Tensor, k_shot: int) -> EpisodeBatch:
-        """Episodes from image indices [T, n_way, k_shot + q_query]: the first k_shot of each class support."""
+    def _episodes_from_indices(
+        self, store: ClassStore, idx: Tensor, k_shot: int, gen: torch.Generator | None = None
+    ) -> EpisodeBatch:
+        """Episodes from image indices [T, n_way, k_shot + q_query]: the first k_shot of each class support.
+        Clips show the data's `frames` of their stored frames: random within each segment when `gen` is given
+        (training), the segments' centres otherwise."""
         t, n, per_class = idx.shape
         rows = store.images.view(len(store.images), -1)
+        frames = getattr(self.data, "frames", None)
 
         def gather(part: Tensor) -> Tensor:
             # index_select copies whole image rows (advanced indexing, images[idx], is ~20x slower on the CPU);
             # support and query are gathered apart, so each comes out contiguous with no extra copy
             picked = rows.index_select(0, part.reshape(-1)).view(t, -1, *store.image_shape)
+            if frames is not None:  # on the uint8 clips, before they grow fourfold as floats
+                picked = select_frames(picked, frames, train=gen is not None, gen=gen)
             return picked.to(self.device, non_blocking=True).float().div_(255)
 
         labels = torch.arange(n, device=self.device)
@@ -160,14 +168,15 @@ class EpisodeSampler(SeededStreams):
             return draw_class_indices(self.data.split(split), n_tasks, shape.n_way, shape.k_shot + shape.q_query, gen)
         return self.data.sample(n_tasks, shape.k_shot, shape.q_query, gen)
 
-    def _episodes(self, split: str, drawn: EpisodeBatch | Tensor) -> EpisodeBatch:
+    def _episodes(self, split: str, drawn: EpisodeBatch | Tensor, gen: torch.Generator | None = None) -> EpisodeBatch:
         if self.classification:
-            return self._episodes_from_indices(self.data.split(split), drawn, self.shapes[split].k_shot)
+            return self._episodes_from_indices(self.data.split(split), drawn, self.shapes[split].k_shot, gen)
         return drawn.to(self.device)
 
     def train_batch(self) -> EpisodeBatch:
         """The next meta-batch of training episodes (with training augmentation, if any)."""
-        batch = self._episodes("train", self._draw("train", self.tasks_per_batch, self.generator))
+        drawn = self._draw("train", self.tasks_per_batch, self.generator)
+        batch = self._episodes("train", drawn, self.generator)
         if self.train_transform is not None and self.classification:
             batch.support_x = self.train_transform(batch.support_x, self.generator)
             batch.query_x = self.train_transform(batch.query_x, self.generator)

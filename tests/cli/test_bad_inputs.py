@@ -56,7 +56,7 @@ BAD_CONFIG = [
     (["dataset.train_classes=1"], "dataset.train_classes=1 is invalid"),
     (["dataset.jitter=-1"], "dataset.jitter=-1.0 is invalid"),
     (["model.num_blocks=9"], "model.num_blocks=9 is too many for 16x16 images"),
-    (["dataset=sinusoid"], "model=conv4 needs image data"),
+    (["dataset=sinusoid"], "model=conv4 needs images [C, H, W] or clips"),
     (["dataset=sinusoid", "model=mlp"], "does not support regression data"),
     (["algorithm=maml", "algorithm.inner_steps=0"], "algorithm.inner_steps=0 is invalid"),
     (["trainer.foo=1"], "trainer.foo is not a known key"),

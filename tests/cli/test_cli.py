@@ -129,6 +129,7 @@ def test_help_lists_groups_and_options():
         "fomaml",
         "dataset: ",
         "glyphs",
+        "glyph_clips",
         "sinusoid",
         "device: auto, cpu, cuda, mps",
         "model: conv4, conv4_32, conv4_strided, mlp",
@@ -153,8 +154,8 @@ def test_help_is_hydras_page_without_torch(tmp_path):
     algorithms = (
         "anil, baseline, baseline++, fomaml, maml, maml++, maml_ppo, maml_trpo, matchingnet, metaoptnet, metasgd, "
     )
-    algorithms += "my_protonet, "
-    assert f"algorithm: {algorithms}protonet, r2d2, relationnet, reptile" in ours.stdout
+    algorithms += "my_protonet, otam, "
+    assert f"algorithm: {algorithms}protonet, r2d2, relationnet, reptile, trx" in ours.stdout
     code = "import sys; from metalearn.cli import main; sys.argv = ['metalearn', '--help']; main(); print(sys.modules)"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "'torch'" not in loaded and "config groups" in loaded.lower()

@@ -113,7 +113,7 @@ def test_sizes_beyond_the_data_stop_before_training(tmp_path):
 def test_incompatible_components_are_config_errors(tmp_path):
     result = run_cli("dataset=sinusoid", "device=cpu", f"hydra.run.dir={tmp_path / 'run'}")
     assert result.returncode != 0
-    assert "model=conv4 needs image data" in result.stderr and "use model=mlp" in result.stderr
+    assert "model=conv4 needs images [C, H, W] or clips" in result.stderr and "use model=mlp" in result.stderr
     assert "Traceback" not in result.stderr
 
 

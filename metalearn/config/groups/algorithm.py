@@ -66,6 +66,43 @@ class ProtoNetConfig(Schema):
 
 
 @dataclass
+class OTAMConfig(Schema):
+    """OTAM, ordered temporal alignment of video clips (metalearn.algorithms.otam.OTAM)."""
+
+    _target_: str = "metalearn.algorithms.otam.OTAM"
+    smoothing: float = 0.1  # the soft minimum's smoothing (the paper's lambda); 0: hard minimum (plain DTW)
+    batch_norm: str = "running"
+
+    def check(self, prefix: str) -> None:
+        at_least(f"{prefix}.smoothing", self.smoothing, 0)
+        one_of(f"{prefix}.batch_norm", self.batch_norm, BATCH_NORM_MODES)
+
+
+@dataclass
+class TRXConfig(Schema):
+    """TRX, temporal-relational cross-transformers on video clips (metalearn.algorithms.trx.TRX)."""
+
+    _target_: str = "metalearn.algorithms.trx.TRX"
+    cardinalities: List[int] = field(default_factory=lambda: [2, 3])  # frames per tuple (pairs, triples)
+    dim: int = 1152  # keys and values (the paper's)
+    position_scale: float = 0.1  # the positional encoding's scale
+    dropout: float = 0.1  # on the frame features, in training
+    batch_norm: str = "running"
+
+    def check(self, prefix: str) -> None:
+        cards = list(self.cardinalities)
+        if not cards or len(set(cards)) != len(cards) or min(cards) < 1:
+            raise ConfigError(
+                f"{prefix}.cardinalities={cards} is invalid: must be distinct tuple sizes of at least 1, e.g. [2, 3]"
+            )
+        at_least(f"{prefix}.dim", self.dim, 1)
+        at_least(f"{prefix}.position_scale", self.position_scale, 0)
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"{prefix}.dropout={self.dropout} is invalid: must be in [0, 1)")
+        one_of(f"{prefix}.batch_norm", self.batch_norm, BATCH_NORM_MODES)
+
+
+@dataclass
 class MatchingNetConfig(Schema):
     """Matching Networks (metalearn.algorithms.matchingnet.MatchingNet)."""
 

@@ -11,6 +11,14 @@ from metalearn.errors import ConfigError
 
 
 # --- dataset ------------------------------------------------------------------------------------
+def check_drawing(prefix: str, image_size: int, seed: int, jitter: float) -> None:
+    """The keys of the procedural data sets (glyphs, glyph_clips): image size, the data's seed, the jitter."""
+    at_least(f"{prefix}.image_size", image_size, 8)
+    at_most(f"{prefix}.image_size", image_size, 512)
+    seed_range(f"{prefix}.seed", seed)
+    at_least(f"{prefix}.jitter", jitter, 0)
+
+
 @dataclass
 class GlyphsConfig(Schema):
     _target_: str = "metalearn.data.glyphs.load_glyphs"
@@ -27,10 +35,43 @@ class GlyphsConfig(Schema):
         for key in ("train_classes", "val_classes", "test_classes", "images_per_class"):
             at_least(f"{prefix}.{key}", getattr(self, key), 2)
             at_most(f"{prefix}.{key}", getattr(self, key), 100_000)
-        at_least(f"{prefix}.image_size", self.image_size, 8)
-        at_most(f"{prefix}.image_size", self.image_size, 512)
-        seed_range(f"{prefix}.seed", self.seed)
-        at_least(f"{prefix}.jitter", self.jitter, 0)
+        check_drawing(prefix, self.image_size, self.seed, self.jitter)
+
+
+@dataclass
+class GlyphClipsConfig(Schema):
+    _target_: str = "metalearn.data.glyph_clips.load_glyph_clips"
+    train_classes: int = 384  # multiples of motions_per_glyph: a glyph's classes stay in one split
+    val_classes: int = 96
+    test_classes: int = 192
+    motions_per_glyph: int = 6  # 2, 4 or 6: one, two or three motion kinds per glyph, each both ways in time
+    clips_per_class: int = 20
+    frames: int = 8
+    image_size: int = 28
+    jitter: float = 0.06  # standard deviation of the per-clip stroke point jitter (unit square)
+    seed: int = 0  # the data's own seed, independent of the run seed
+    cache_dir: Optional[str] = None  # None: $METALEARN_CACHE or ~/.cache/metalearn
+
+    def check(self, prefix: str) -> None:
+        if self.motions_per_glyph not in (2, 4, 6):
+            raise ConfigError(
+                f"{prefix}.motions_per_glyph={self.motions_per_glyph} is invalid: must be 2, 4 or 6 (each of up to "
+                "three motion kinds, both ways in time)"
+            )
+        for key in ("train_classes", "val_classes", "test_classes"):
+            value = getattr(self, key)
+            at_least(f"{prefix}.{key}", value, 2)
+            at_most(f"{prefix}.{key}", value, 100_000)
+            if value % self.motions_per_glyph:
+                raise ConfigError(
+                    f"{prefix}.{key}={value} is invalid: must be a multiple of {prefix}.motions_per_glyph="
+                    f"{self.motions_per_glyph} (a glyph's classes are kept in one split)"
+                )
+        at_least(f"{prefix}.clips_per_class", self.clips_per_class, 2)
+        at_most(f"{prefix}.clips_per_class", self.clips_per_class, 100_000)
+        at_least(f"{prefix}.frames", self.frames, 2)
+        at_most(f"{prefix}.frames", self.frames, 256)
+        check_drawing(prefix, self.image_size, self.seed, self.jitter)
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Schemas of the `dataset` group for natural-image data: mini-ImageNet, CIFAR-FS, FC100 and `folder`.
+"""Schemas of the `dataset` group for natural-image data: mini-ImageNet, CIFAR-FS, FC100, `folder` and video.
 
 (Kept beside groups/dataset.py so the image data sets' keys, which share the augmentation options,
 read as one family.)
@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import List, Optional, Sequence
 
-from metalearn.config.options import FOLDER_CHANNELS, MINI_IMAGENET_SOURCES, NATURAL_AUGMENTS
-from metalearn.config.schema import Schema, at_least, one_of
+from metalearn.config.options import FOLDER_CHANNELS, MINI_IMAGENET_SOURCES, NATURAL_AUGMENTS, VIDEO_BENCHMARKS
+from metalearn.config.schema import Schema, at_least, at_most, one_of
 from metalearn.errors import ConfigError
 
 
@@ -75,7 +75,42 @@ class FolderConfig(NaturalImageKeys):
         at_least(f"{prefix}.split_seed", self.split_seed, 0)
 
 
-SCHEMAS = (MiniImageNetConfig, CifarFSConfig, FC100Config, FolderConfig)
+@dataclass
+class VideoConfig(NaturalImageKeys):
+    """A few-shot video benchmark, or your own split lists, over videos on disk (metalearn.data.video)."""
+
+    _target_: str = "metalearn.data.video.load_video"
+    benchmark: Optional[str] = None  # kinetics100 | ssv2_small | ssv2_full | ucf101 | hmdb51; null: your own splits
+    splits: Optional[str] = None  # your own split lists: a folder of train.txt, val.txt, test.txt (CLASS/VIDEO lines)
+    frames: int = 8  # frames the model sees per clip: one from each of `frames` equal segments
+    stored_frames: int = 16  # frames decoded and cached per video (segment centres), from which training draws
+    image_size: int = 112  # shorter side resized to it, then a centre crop (the papers: 224 for ResNet-50)
+    channels: int = 3  # 3 (RGB) | 1 (grayscale)
+    augment_crop_scale: List[float] = field(default_factory=lambda: [0.7, 1.0])
+    augment_jitter: float = 0.0
+
+    def check(self, prefix: str) -> None:
+        super().check(prefix)
+        if self.benchmark is None and self.splits is None:
+            raise ConfigError(
+                f"dataset=video needs {prefix}.splits=FOLDER (its train.txt, val.txt and test.txt list CLASS/VIDEO "
+                f"lines), or choose a built-in benchmark: dataset={', '.join(VIDEO_BENCHMARKS)}"
+            )
+        if self.benchmark is not None and self.splits is not None:
+            raise ConfigError(
+                f"{prefix}.splits={self.splits} replaces the split lists of {prefix}.benchmark={self.benchmark}: "
+                f"remove one (dataset=video takes your own lists)"
+            )
+        if self.benchmark is not None:
+            one_of(f"{prefix}.benchmark", self.benchmark, tuple(VIDEO_BENCHMARKS))
+        at_least(f"{prefix}.frames", self.frames, 1)
+        at_most(f"{prefix}.frames", self.frames, 256)
+        at_least(f"{prefix}.stored_frames", self.stored_frames, 1)
+        at_most(f"{prefix}.stored_frames", self.stored_frames, 1024)
+        one_of(f"{prefix}.channels", str(self.channels), ("1", "3"))
+
+
+SCHEMAS = (MiniImageNetConfig, CifarFSConfig, FC100Config, FolderConfig, VideoConfig)
 
 
 def check_augment_keys(crop_scale: Sequence[float], flip: float, jitter: float, prefix: str = "dataset") -> None:

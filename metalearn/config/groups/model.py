@@ -52,6 +52,19 @@ class ResNet12Config(Schema):
 
 
 @dataclass
+class TorchvisionResNetConfig(Schema):
+    _target_: str = "metalearn.models.torchvision_resnet.TorchvisionResNet"
+    depth: int = 18  # 18 | 34 | 50
+    weights: Optional[str] = (
+        None  # torchvision's ImageNet state-dict file for this depth (never downloaded); None: random
+    )
+
+    def check(self, prefix: str) -> None:
+        if self.depth not in (18, 34, 50):
+            raise ConfigError(f"{prefix}.depth={self.depth} is invalid: must be 18, 34 or 50")
+
+
+@dataclass
 class MLPConfig(Schema):
     _target_: str = "metalearn.models.mlp.MLP"
     hidden_sizes: List[int] = field(default_factory=lambda: [40, 40])
