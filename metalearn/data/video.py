@@ -119,6 +119,12 @@ def decode(path: Path, stored: int, size: int, channels: int = 3) -> Tensor:
 def _split_files(benchmark: str | None, splits: str | None) -> tuple[str, dict[str, Path]]:
     """The data set's name and its train / val / test split files."""
     folder = Path(splits).expanduser() if splits else SPLITS_DIR / VIDEO_BENCHMARKS[str(benchmark)]
+    if not splits and not folder.is_dir():
+        raise DataError(
+            f"the split lists of dataset={benchmark} are not shipped with this version of metalearn; put them in a "
+            "folder as train.txt, val.txt and test.txt (CLASS/VIDEO lines) and use dataset=video "
+            "dataset.splits=FOLDER"
+        )
     files = {name: folder / f"{name}.txt" for name in ("train", "val", "test")}
     missing = [str(p) for p in files.values() if not p.is_file()]
     if missing:

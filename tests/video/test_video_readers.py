@@ -96,27 +96,32 @@ def test_no_root_or_a_missing_root_is_one_clear_error(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "benchmark, classes, videos",
+    "benchmark, classes, videos",  # videos: per class, exactly or (fewest, most)
     [
         ("kinetics100", (64, 12, 24), 100),
         ("ssv2_small", (64, 12, 24), 100),
-        ("ucf101", (70, 10, 21), None),
-        ("hmdb51", (31, 10, 10), None),
-        ("ssv2_full", (64, 12, 24), None),
+        ("ucf101", (70, 10, 21), (100, 167)),
+        ("hmdb51", (31, 10, 10), (102, 548)),
+        ("ssv2_full", (64, 12, 24), (1, 10_000)),
     ],
 )
 def test_the_shipped_split_lists(benchmark, classes, videos):
     folder = SPLITS_DIR / VIDEO_BENCHMARKS[benchmark]
-    if not folder.is_dir():
-        pytest.skip(f"{folder} is not shipped")
+    if not folder.is_dir():  # a benchmark whose lists are not shipped says so
+        with pytest.raises(DataError, match=f"the split lists of dataset={benchmark} are not shipped"):
+            load_video(benchmark=benchmark, root=str(SPLITS_DIR))
+        return
     seen = []
     for split, count in zip(("train", "val", "test"), classes):
         entries = read_split(folder / f"{split}.txt")
         labels = {label for label, _ in entries}
         assert len(labels) == count, split
         assert len(set(entries)) == len(entries)
-        if videos is not None:
-            assert len(entries) == count * videos
+        per_class = [sum(1 for label, _ in entries if label == c) for c in labels]
+        if isinstance(videos, int):  # CMN's splits: 100 videos of each class
+            assert per_class == [videos] * count
+        else:  # every clip of each class (ARN's UCF101 and HMDB51 splits, OTAM's SSv2): within the data set's range
+            assert videos[0] <= min(per_class) and max(per_class) <= videos[1]
         seen.append(labels)
     assert not (seen[0] & seen[1] or seen[0] & seen[2] or seen[1] & seen[2])  # disjoint classes
 
