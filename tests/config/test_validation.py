@@ -66,6 +66,7 @@ PARTNERS = {
     "dataset=half_cheetah_vel": REINFORCEMENT,
     "dataset=half_cheetah_dir": REINFORCEMENT,
     "dataset=gym": [*REINFORCEMENT, "dataset.env=CartPole-v1"],
+    "dataset=video": ["dataset.splits=my-splits"],
 }
 
 
