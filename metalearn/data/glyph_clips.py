@@ -24,6 +24,7 @@ from metalearn.data.glyphs import jittered, random_characters, render
 
 GENERATOR_VERSION = 1
 MOTIONS = ("translate", "rotate", "scale")
+_TRANSLATE, _ROTATE, _SCALE = range(len(MOTIONS))
 _SIZE = 0.6  # the glyph's scale in the frame, leaving room to move
 _SHIFT = 0.17  # translation: from -_SHIFT to +_SHIFT along the class's direction
 _TURN = math.radians(80.0)  # rotation: from -_TURN to +_TURN
@@ -35,11 +36,11 @@ def _motion(kind: Tensor, direction: Tensor, u: Tensor) -> tuple[Tensor, Tensor,
     u [m, T] -> angle [m, T], scale [m, T], shift [m, T, 2]."""
     s = 2 * u - 1  # -1 .. 1
     kind = kind[:, None]
-    angle = torch.where(kind == 1, _TURN * s, torch.zeros_like(s))
+    angle = torch.where(kind == _ROTATE, _TURN * s, torch.zeros_like(s))
     log_lo, log_hi = math.log(_SCALES[0]), math.log(_SCALES[1])
-    scale = torch.where(kind == 2, torch.exp(log_lo + (log_hi - log_lo) * u), torch.full_like(u, _SIZE))
+    scale = torch.where(kind == _SCALE, torch.exp(log_lo + (log_hi - log_lo) * u), torch.full_like(u, _SIZE))
     along = torch.stack([torch.cos(direction), torch.sin(direction)], -1)[:, None]  # [m, 1, 2]
-    shift = torch.where((kind == 0)[..., None], _SHIFT * s[..., None] * along, torch.zeros_like(along))
+    shift = torch.where((kind == _TRANSLATE)[..., None], _SHIFT * s[..., None] * along, torch.zeros_like(along))
     return angle, scale, shift.expand(-1, u.shape[1], -1)
 
 
