@@ -32,14 +32,8 @@ def frame_indices(stored: int, frames: int, n_clips: int, train: bool, gen: torc
     return (starts + offsets).clamp_max(stored - 1)
 
 
-def select_frames(clips: Tensor, frames: int, train: bool, gen: torch.Generator | None = None) -> Tensor:
-    """The frames the model sees: clips [..., F, C, H, W] -> [..., frames, C, H, W] (the input unchanged when
-    F == frames, where every segment is one frame)."""
-    stored = clips.shape[-4]
-    if stored == frames:
-        return clips
-    lead = clips.shape[:-4]
-    flat = clips.reshape(-1, *clips.shape[-4:])
-    idx = frame_indices(stored, frames, len(flat), train, gen).to(clips.device)
-    picked = flat[torch.arange(len(flat), device=clips.device)[:, None], idx]
-    return picked.reshape(*lead, frames, *clips.shape[-3:])
+def frame_rows(clips: Tensor, stored: int, frames: int, train: bool, gen: torch.Generator | None = None) -> Tensor:
+    """The rows of the stored frames the given clips show, for a table of all frames [N * stored, ...] (frame f of
+    clip c is row c * stored + f): clip indices [...] -> [..., frames], drawn as frame_indices draws them."""
+    idx = frame_indices(stored, frames, clips.numel(), train, gen).to(clips.device)
+    return (clips.reshape(-1, 1) * stored + idx).reshape(*clips.shape, frames)

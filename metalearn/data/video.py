@@ -82,7 +82,8 @@ def _fit(image: Image.Image, size: int, channels: int) -> np.ndarray:
     return array[None] if channels == 1 else array.transpose(2, 0, 1)
 
 
-def _video_frames(path: Path) -> list[Image.Image]:
+def _video_frames(path: Path) -> list:
+    """The decoded frames of a video file (PyAV VideoFrames, converted to images only where picked)."""
     try:
         import av
     except ImportError:
@@ -91,7 +92,7 @@ def _video_frames(path: Path) -> list[Image.Image]:
             "frames into a folder of the same name)"
         ) from None
     with av.open(str(path)) as container:
-        return [frame.to_image() for frame in container.decode(video=0)]
+        return list(container.decode(video=0))
 
 
 def decode(path: Path, stored: int, size: int, channels: int = 3) -> Tensor:
@@ -99,17 +100,17 @@ def decode(path: Path, stored: int, size: int, channels: int = 3) -> Tensor:
     fitted to size x size: uint8 [stored, C, size, size]. DataError naming the file if it cannot be read."""
     try:
         if path.is_dir():
-            files = sorted(p for p in path.iterdir() if p.suffix.lower() in FRAME_FILES)
-            if not files:
+            every: list = sorted(p for p in path.iterdir() if p.suffix.lower() in FRAME_FILES)
+            image = Image.open
+            if not every:
                 raise DataError(f"the frame folder {path} holds no {'/'.join(FRAME_FILES)} images")
-            picked = frame_indices(len(files), stored, 1, train=False)[0].tolist()
-            frames = [Image.open(files[i]) for i in picked]
         else:
             every = _video_frames(path)
+            image = lambda frame: frame.to_image()
             if not every:
                 raise DataError(f"the video {path} has no frames")
-            frames = [every[i] for i in frame_indices(len(every), stored, 1, train=False)[0].tolist()]
-        return torch.from_numpy(np.stack([_fit(f, size, channels) for f in frames]))
+        picked = frame_indices(len(every), stored, 1, train=False)[0].tolist()
+        return torch.from_numpy(np.stack([_fit(image(every[i]), size, channels) for i in picked]))
     except DataError:
         raise
     except Exception as exc:  # PIL and PyAV raise many kinds; the user needs the file's name

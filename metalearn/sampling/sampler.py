@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from metalearn.data.class_store import ClassStore, SplitData
-from metalearn.data.frames import select_frames
+from metalearn.data.frames import frame_rows
 from metalearn.episode import EpisodeBatch
 from metalearn.errors import ConfigError
 from metalearn.sampling.streams import SeededStreams
@@ -139,15 +139,17 @@ class EpisodeSampler(SeededStreams):
         Clips show the data's `frames` of their stored frames: random within each segment when `gen` is given
         (training), the segments' centres otherwise."""
         t, n, per_class = idx.shape
-        rows = store.images.view(len(store.images), -1)
-        frames = getattr(self.data, "frames", None)
+        shape, frames = store.image_shape, getattr(self.data, "frames", None)
+        shown = frames is not None and frames != shape[0]  # clips showing some of their stored frames
+        # one row per image (per stored frame, where clips show only some of theirs)
+        rows = store.images.view(len(store.images) * (shape[0] if shown else 1), -1)
 
         def gather(part: Tensor) -> Tensor:
             # index_select copies whole image rows (advanced indexing, images[idx], is ~20x slower on the CPU);
-            # support and query are gathered apart, so each comes out contiguous with no extra copy
-            picked = rows.index_select(0, part.reshape(-1)).view(t, -1, *store.image_shape)
-            if frames is not None:  # on the uint8 clips, before they grow fourfold as floats
-                picked = select_frames(picked, frames, train=gen is not None, gen=gen)
+            # support and query are gathered apart, so each comes out contiguous with no extra copy; of clips, only
+            # the frames they show are copied
+            index = frame_rows(part, shape[0], frames, gen is not None, gen) if shown else part
+            picked = rows.index_select(0, index.reshape(-1)).view(t, -1, *((frames, *shape[1:]) if shown else shape))
             return picked.to(self.device, non_blocking=True).float().div_(255)
 
         labels = torch.arange(n, device=self.device)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from metalearn.data.class_store import ClassStore, SplitData
-from metalearn.data.frames import frame_indices, segment_starts, select_frames
+from metalearn.data.frames import frame_indices, frame_rows, segment_starts
 from metalearn.sampling.sampler import EpisodeSampler
 
 
@@ -40,12 +40,13 @@ def _numbered_clips(n: int, stored: int) -> torch.Tensor:
     return values[:, :, None, None, None].expand(n, stored, 1, 2, 2).to(torch.uint8).clone()
 
 
-def test_select_frames_picks_the_indexed_frames_of_every_clip():
-    clips = _numbered_clips(6, 10).view(2, 3, 10, 1, 2, 2)
-    shown = select_frames(clips, 4, train=False)
-    assert shown.shape == (2, 3, 4, 1, 2, 2)
-    assert shown[1, 2, :, 0, 0, 0].tolist() == [50 + f for f in (1, 3, 6, 8)]
-    assert select_frames(clips, 10, train=True, gen=torch.Generator()) is clips
+def test_frame_rows_index_the_shown_frames_of_every_clip():
+    table = _numbered_clips(6, 10).view(60, -1)  # one row per stored frame: clip c's frame f is row 10 c + f
+    rows = frame_rows(torch.tensor([[0, 1, 2], [3, 4, 5]]), 10, 4, train=False)
+    assert rows.shape == (2, 3, 4)
+    assert table[rows[1, 2], 0].tolist() == [50 + f for f in (1, 3, 6, 8)]
+    # every stored frame shown: each clip's own rows, in order
+    assert frame_rows(torch.tensor([2]), 10, 10, train=True, gen=torch.Generator()).tolist() == [list(range(20, 30))]
 
 
 def test_the_sampler_shows_segment_centres_in_evaluation_and_segment_draws_in_training():
