@@ -51,6 +51,10 @@ class EpisodeBatch(Episode):
     def episodes(self) -> list[Episode]:
         return [self[i] for i in range(len(self))]
 
+    def part(self, start: int, stop: int) -> "EpisodeBatch":
+        """Episodes start..stop-1 (views, no copy)."""
+        return type(self)(*(t[start:stop] for t in self.tensors()), n_way=self.n_way)
+
     @classmethod
     def of(cls, episode: Episode) -> "EpisodeBatch":
         """A batch of one: `episode` with a leading dimension of size 1 on every field."""
@@ -66,3 +70,10 @@ class LabelledBatch:
 
     x: Tensor
     y: Tensor
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    def part(self, start: int, stop: int) -> "LabelledBatch":
+        """Images start..stop-1 (views, no copy)."""
+        return LabelledBatch(self.x[start:stop], self.y[start:stop])

@@ -20,6 +20,7 @@ from metalearn.build import build
 from metalearn.config import validate_config
 from metalearn.device import resolve_device, reuse_freed_memory
 from metalearn.errors import ConfigError, RunDirError
+from metalearn.execution import ranks
 from metalearn.files import FAILED_FILE, RESULTS_FILE, atomic_write_json
 from metalearn.sampling.sampler import EpisodeSampler
 from metalearn.seeding import seed_everything
@@ -53,16 +54,18 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str], choices: dict[str,
 def train(cfg: DictConfig, run_dir: Path, overrides: list[str], choices: dict[str, str]) -> dict[str, Any]:
     """Meta-train (from scratch, or resuming a stopped run in `run_dir`), then test the best checkpoint."""
     started = time.perf_counter()
-    cfg = validate_config(cfg)
-    resume_path, resume_blob = None, None
-    resuming = wants_resume(cfg.get("resume"), cfg.trainer.get("resume"))
-    if resuming:
-        resume_path, resume_blob = find_resume_source(cfg, run_dir)
-        cfg, choices = resumed_config(cfg, overrides, choices, run_dir, resume_blob, resume_path or run_dir)
+    with ranks.together("setting up the run"):  # of several processes, one reports a mistake all of them find
         cfg = validate_config(cfg)
-    logger = build_logger(cfg.logger, run_dir, cfg)  # a missing package is refused before anything is written
-    _prepare_dir(run_dir, resuming)
-    parts = _build(cfg)
+        resume_path, resume_blob = None, None
+        resuming = wants_resume(cfg.get("resume"), cfg.trainer.get("resume"))
+        if resuming:
+            resume_path, resume_blob = find_resume_source(cfg, run_dir)
+            cfg, choices = resumed_config(cfg, overrides, choices, run_dir, resume_blob, resume_path or run_dir)
+            cfg = validate_config(cfg)
+        # a missing package is refused before anything is written; only rank 0 logs
+        logger = build_logger(cfg.logger if ranks.is_primary() else None, run_dir, cfg)
+        _prepare_dir(run_dir, resuming)
+        parts = _build(cfg)
     _announce(run_dir, parts, choices, "resuming" if resuming else "training")
     fit = build(cfg.trainer).fit(
         parts.learner,
@@ -73,6 +76,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], choices: dict[st
         resume_from=resume_blob,
         resume_path=resume_path,
         logger=logger,
+        precision=cfg.device.precision,
     )
     summary = {
         "iterations": fit.iterations,
@@ -90,21 +94,22 @@ def evaluate_checkpoint(
     """Score `cfg.checkpoint`. `cfg` is the checkpoint's own config with this command's settings on top
     (metalearn.cli.prepare); naming a saved group's option other than the checkpoint's is refused."""
     started = time.perf_counter()
-    if not cfg.get("checkpoint"):
-        validate_config(cfg)  # which says what mode=eval needs
-    checkpoint = load_checkpoint(cfg.checkpoint)
-    saved_choices = dict(checkpoint.get("choices") or {})
-    for override in OverridesParser.create().parse_overrides(overrides):
-        key = override.key_or_group
-        if key in SAVED_GROUPS and override.value() != saved_choices.get(key):
-            raise ConfigError(
-                f"mode=eval takes {key} from the checkpoint; remove {key}={override.value()} (the checkpoint's is "
-                f"{key}={saved_choices.get(key)}; its keys can still be overridden, as {key}.KEY=VALUE)"
-            )
-    cfg = validate_config(cfg)
-    choices = {**choices, **{k: v for k, v in saved_choices.items() if k in SAVED_GROUPS}}
-    _prepare_dir(run_dir, resuming=False)
-    parts = _build(cfg)
+    with ranks.together("setting up the evaluation"):
+        if not cfg.get("checkpoint"):
+            validate_config(cfg)  # which says what mode=eval needs
+        checkpoint = load_checkpoint(cfg.checkpoint)
+        saved_choices = dict(checkpoint.get("choices") or {})
+        for override in OverridesParser.create().parse_overrides(overrides):
+            key = override.key_or_group
+            if key in SAVED_GROUPS and override.value() != saved_choices.get(key):
+                raise ConfigError(
+                    f"mode=eval takes {key} from the checkpoint; remove {key}={override.value()} (the checkpoint's "
+                    f"is {key}={saved_choices.get(key)}; its keys can still be overridden, as {key}.KEY=VALUE)"
+                )
+        cfg = validate_config(cfg)
+        choices = {**choices, **{k: v for k, v in saved_choices.items() if k in SAVED_GROUPS}}
+        _prepare_dir(run_dir, resuming=False)
+        parts = _build(cfg)
     path = checkpoint_file(cfg.checkpoint)
     _announce(run_dir, parts, choices, f"evaluating {path}")
     return _test(cfg, parts, path, run_dir, choices, {}, started, checkpoint)
@@ -113,14 +118,18 @@ def evaluate_checkpoint(
 def _announce(run_dir: Path, parts: Components, choices: dict[str, str], what: str) -> None:
     """Say where the run writes and what it runs on (stderr and metalearn.log, through Hydra's job logging)."""
     path = parts.learner.path("train") if hasattr(parts.learner, "path") else "one batched pass per episode"
+    world = ranks.world_size()
+    processes = f" x {world} processes (each takes its part of every meta-batch)" if world > 1 else ""
     log.info(f"run directory: {run_dir}")
     log.info(
         f"{what}: algorithm={choices.get('algorithm')} dataset={choices.get('dataset')} model={choices.get('model')}"
-        f" on {parts.device}, tasks run by: {path}"
+        f" on {parts.device}{processes}, tasks run by: {path}"
     )
 
 
 def _prepare_dir(run_dir: Path, resuming: bool) -> None:
+    if not ranks.is_primary():  # rank 0 checks and writes the run directory; the others only read from it
+        return
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         probe = run_dir / ".write-test"
@@ -151,7 +160,14 @@ def check_run_dir(run_dir: Path, resuming: bool) -> None:
 def _build(cfg: DictConfig) -> Components:
     """Seed everything, then build the device, data, sampler, backbone and learner from the config."""
     seed_everything(cfg.seed, cfg.device.deterministic)
-    device = resolve_device(cfg.device.name, cfg.device.index)
+    # of several processes on a machine, each takes its own GPU (the launcher's LOCAL_RANK) unless one is named
+    index = cfg.device.index if cfg.device.index is not None or ranks.world_size() == 1 else ranks.local_rank()
+    device = resolve_device(cfg.device.name, index)
+    if cfg.device.precision == "fp16" and device.type != "cuda":
+        raise ConfigError(
+            f"device.precision=fp16 needs a CUDA GPU, and this run is on the {device.type} (where float16 is emulated, "
+            "several times slower than float32); use device.precision=bf16"
+        )
     if cfg.device.reuse_memory:
         reuse_freed_memory()
     data = build(cfg.dataset)
@@ -200,7 +216,9 @@ def _test(
         scored = evaluate_runs(cfg, parts.data, parts.device, checkpoint["learner"], checkpoint_path)
     else:
         sampler = parts.sampler
-        result = evaluate(parts.learner, sampler, "test", progress=bool(cfg.trainer.progress))
+        result = evaluate(
+            parts.learner, sampler, "test", progress=bool(cfg.trainer.progress), precision=cfg.device.precision
+        )
         scored = {
             "metric": result.metric,
             "mean": result.mean,
@@ -230,6 +248,8 @@ def _test(
         "choices": dict(choices),
         "config": OmegaConf.to_container(cfg, resolve=True),  # the config this run used, validated
     }
+    if not ranks.is_primary():  # every process scored its part; rank 0 writes and says the results
+        return results
     atomic_write_json(results, run_dir / RESULTS_FILE)
     (run_dir / FAILED_FILE).unlink(missing_ok=True)  # a run that failed, then was resumed to the end
     say(results["summary"])

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from metalearn.episode import Episode, EpisodeBatch
 from metalearn.errors import ConfigError
+from metalearn.execution import precision, ranks
 from metalearn.metrics import lower_is_better
 
 
@@ -121,16 +122,30 @@ class MetaLearner(nn.Module):
 
     def outer_update(self, out: StepOutput, optimizer: torch.optim.Optimizer, grad_clip: float | None) -> None:
         """Apply one outer update from `out`. The default backpropagates the meta-loss and steps the optimiser;
-        algorithms whose outer update is not a loss gradient (Reptile) override this one hook."""
+        algorithms whose outer update is not a loss gradient (Reptile) override this one hook. Where the meta-batch
+        is split over processes, each computes the gradient of its tasks' mean loss, and the meta-batch's is
+        assembled (metalearn.execution.ranks) before it is clipped."""
         optimizer.zero_grad(set_to_none=True)
+        scaler = precision.scaler()  # device.precision=fp16: the loss is scaled so that small gradients survive
         if out.grads is None:
-            out.loss.backward()
+            (out.loss if scaler is None else scaler.scale(out.loss)).backward()
         else:
+            # (computed where the tasks ran, unscaled: scaled here only so that the one unscale_ below fits them)
             for p, g in zip(self.parameters(), out.grads, strict=True):
-                p.grad = g
+                p.grad = g if scaler is None or g is None else g * scaler.get_scale()
+        ranks.reduce_gradients(list(self.parameters()))
+        if scaler is not None:
+            scaler.unscale_(optimizer)
         if grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(self.parameters(), grad_clip)
-        optimizer.step()
+        if scaler is None:
+            optimizer.step()
+            return
+        scale = scaler.get_scale()
+        scaler.step(optimizer)  # skipped if the scaled gradient overflowed
+        scaler.update()
+        if scaler.get_scale() < scale:  # it did: nothing was applied, and the scale is lowered for the next step
+            optimizer.zero_grad(set_to_none=True)
 
     def predict_batch(self, batch: EpisodeBatch) -> Tensor:
         """Adapt on each episode's support set; outputs for its query set, [B, Q, n_way] logits or [B, Q, 1]."""

@@ -11,7 +11,7 @@ from metalearn.algorithms.base import StepOutput, task_loss
 from metalearn.algorithms.gradient_based import GradientBasedLearner, Params
 from metalearn.algorithms.inner_loop import adam_step, sgd_step
 from metalearn.episode import EpisodeBatch
-from metalearn.execution import call_module, inner_grads, map_tasks
+from metalearn.execution import call_module, inner_grads, map_tasks, ranks
 
 
 class Reptile(GradientBasedLearner):
@@ -111,9 +111,11 @@ class Reptile(GradientBasedLearner):
         """theta <- theta + epsilon * (mean_i phi_i - theta), from the phi_i of the last meta_loss."""
         if self._mean_phi is None:
             raise RuntimeError("Reptile.outer_update needs a meta_loss call first")
+        # the mean over the meta-batch's tasks, where they are split over processes
+        mean_phi = dict(zip(self._mean_phi, ranks.task_mean(list(self._mean_phi.values()))))
         with torch.no_grad():
             for n, p in self.net.named_parameters():
-                p.add_(self._mean_phi[n] - p, alpha=self.epsilon)
+                p.add_(mean_phi[n] - p, alpha=self.epsilon)
         self._mean_phi = None
 
     def task_predictor(self) -> Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]:

@@ -11,6 +11,8 @@ from typing import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
+from metalearn.execution import ranks
+
 
 def flat(tensors: Sequence[Tensor]) -> Tensor:
     return torch.cat([t.reshape(-1) for t in tensors])
@@ -69,18 +71,21 @@ def trpo_step(
     parameters; with differentiable=False it may skip building graphs (the line search only needs values).
     """
     loss, kl = loss_and_kl(True)
-    grads = torch.autograd.grad(loss, params, retain_graph=True)
-    hvp = hessian_vector_product(kl, params, damping)
-    direction = conjugate_gradient(hvp, flat(grads).detach(), cg_iterations)
+    # loss, KL, their gradients and curvature products are means over the meta-batch's tasks: where the tasks are
+    # split over processes, each gives its tasks' mean and ranks.task_mean assembles the meta-batch's
+    grads = ranks.task_mean([flat(torch.autograd.grad(loss, params, retain_graph=True))])[0]
+    local_hvp = hessian_vector_product(kl, params, damping)
+    hvp = lambda v: ranks.task_mean([local_hvp(v)])[0]
+    direction = conjugate_gradient(hvp, grads.detach(), cg_iterations)
     curvature = 0.5 * (direction @ hvp(direction)).detach()
     step = direction * torch.sqrt(max_kl / curvature.clamp_min(1e-12)) if curvature > 0 else direction * 0
     old = [p.detach().clone() for p in params]
-    old_loss = float(loss.detach())
+    old_loss = float(ranks.task_mean([loss.detach()])[0])
     size = 1.0
     for attempt in range(1, line_search_steps + 1):
         _assign(params, old, step, size)
         with torch.no_grad():
-            new_loss, new_kl = loss_and_kl(False)
+            new_loss, new_kl = ranks.task_mean(loss_and_kl(False))
         if float(new_loss) < old_loss and float(new_kl) < max_kl and math.isfinite(float(new_loss)):
             return TRPOStep(float(new_kl), float(new_loss), attempt)
         size *= backtrack_ratio

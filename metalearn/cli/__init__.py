@@ -20,28 +20,36 @@ from __future__ import annotations
 import signal
 import sys
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from metalearn.cli.arguments import PRINT_ONLY, argv_problem, config_dirs, split_argv
 from metalearn.cli.composition import compose, compose_config, config_dir, prepare, sweep_variants
 from metalearn.cli.messages import fail, full_errors, hydra_message
-from metalearn.cli.resolvers import CHOSEN, TRIAL_DIRS
+from metalearn.cli.processes import start_processes
+from metalearn.cli.resolvers import CHOSEN, PENDING, TRIAL_DIRS
 from metalearn.cli.run_directory import take_run_dir
 from metalearn.errors import MetalearnError
+from metalearn.launch import launch_from_env
 
 __all__ = ["compose_config", "config_dir", "main", "prepare"]
 
 
-def check_before_running(flags: dict[str, str | None], overrides: list[str], config_name: str) -> None:
-    """Compose the config as Hydra will (the first value of each sweep in a multirun) and check the run's
-    output directory: what Hydra would report as a multi-line trace is one line here, before anything runs."""
+def check_before_running(flags: dict[str, str | None], overrides: list[str], config_name: str) -> DictConfig | None:
+    """Compose the config as Hydra will (the first value of each sweep in a multirun): what Hydra would report as a
+    multi-line trace is one line here, before anything runs. Returns the config of a single run, whose output
+    directory is still to be taken (take_run_dir); None for a sweep or a command that only prints the config."""
 
     multirun = "-m" in flags or "--multirun" in flags
     dirs = config_dirs(flags)
     if multirun:
+        if launch_from_env().world_size > 1:
+            raise MetalearnError(
+                "a sweep (-m) cannot run inside torchrun or srun, which start every process of one run; make each "
+                "job of the sweep a multi-process run with hydra/launcher=slurm and hydra.launcher.tasks_per_node"
+            )
         for variant in sweep_variants(overrides):
             compose(variant, config_name, dirs)
-        return
+        return None
     cfg = compose(overrides, config_name, dirs)
     if {"--cfg", "-c"} & set(flags):  # only prints the config: check it, take no directory
         from omegaconf import open_dict
@@ -51,13 +59,25 @@ def check_before_running(flags: dict[str, str | None], overrides: list[str], con
         with open_dict(cfg):
             del cfg["hydra"]
         validate_config(cfg)
-        return
+        return None
     search = OmegaConf.select(cfg, "hydra.runtime.choices.hparams_search", default=None)
     if search is not None:  # without -m Hydra would make one run with the defaults and search nothing
         raise MetalearnError(
             f"hparams_search={search} is a search of many runs: add -m, as in metalearn -m {' '.join(overrides)}"
         )
-    take_run_dir(cfg)
+    return cfg
+
+
+def one_message(exc: Exception) -> str:
+    """The one line for an error of the command line or the config (Hydra's and OmegaConf's included); raises
+    anything else (a bug), and everything with HYDRA_FULL_ERROR=1."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    if full_errors() or not isinstance(exc, (HydraException, OmegaConfBaseException, MetalearnError)):
+        raise exc
+    cause = exc.__cause__ if isinstance(exc.__cause__, MetalearnError) else exc  # raised inside a resolver
+    return str(cause) if isinstance(cause, MetalearnError) else hydra_message(exc)
 
 
 def main() -> None:
@@ -75,6 +95,9 @@ def main() -> None:
     if (PRINT_ONLY | {"--cfg", "-c"}) & set(flags) and hasattr(signal, "SIGPIPE"):
         # a command that only prints ends quietly when its reader goes, like any Unix filter (`--help | head -1`)
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    launch = launch_from_env()
+    if launch.rank > 0:  # another process of this run: rank 0 takes the run directory and says what it is
+        CHOSEN["run_dir"] = PENDING
     try:
         config_name = prepare(overrides)
         if {"--help", "-h"} & set(flags) and not {"--config-path", "-cp", "--config-name", "-cn"} & set(flags):
@@ -82,17 +105,15 @@ def main() -> None:
 
             print(help_page(overrides, config_name, config_dirs(flags), "--resolve" in flags))
             return
+        cfg = None
         if not PRINT_ONLY & set(flags) and "--config-name" not in flags and "-cn" not in flags:
-            check_before_running(flags, overrides, config_name)
+            cfg = check_before_running(flags, overrides, config_name)
+        if cfg is not None and launch.world_size == 1:
+            take_run_dir(cfg)
     except Exception as exc:
-        from hydra.errors import HydraException
-        from omegaconf.errors import OmegaConfBaseException
-
-        if full_errors() or not isinstance(exc, (HydraException, OmegaConfBaseException, MetalearnError)):
-            raise
-        cause = exc.__cause__ if isinstance(exc.__cause__, MetalearnError) else exc  # raised inside a resolver
-        message = str(cause) if isinstance(cause, MetalearnError) else hydra_message(exc)
-        fail(message, 2)
+        fail(one_message(exc), 2, quiet=launch.rank > 0)  # every process composes alike: rank 0 says it
+    if cfg is not None and launch.world_size > 1:
+        start_processes(cfg, launch, one_message)
     from metalearn.cli.apps import eval_app, train_app
 
     app = eval_app if config_name == "eval" else train_app

@@ -24,6 +24,7 @@ def job(cfg: DictConfig) -> float | None:
     from hydra.types import RunMode
 
     from metalearn.errors import RunDirError
+    from metalearn.execution import ranks
     from metalearn.files import record_failure
     from metalearn.run import run  # imported here so --help stays fast
     from metalearn.training.interrupt import Interrupted, handle_signals
@@ -34,19 +35,33 @@ def job(cfg: DictConfig) -> float | None:
     overrides = [str(o) for o in OmegaConf.to_container(hydra_cfg.overrides.task, resolve=False)]  # type: ignore[union-attr]
     if hydra_cfg.mode == RunMode.MULTIRUN:
         share_cpus(hydra_cfg)
+    timeout_s = float(OmegaConf.select(cfg, "device.timeout_s", default=600.0))
     try:
         with handle_signals():
+            # a job of several processes (torchrun, srun, a SLURM launcher's tasks): rank 0 speaks and writes
+            joined = ranks.join(timeout_s)
+            if not ranks.is_primary():
+                logging.getLogger("metalearn").setLevel(logging.ERROR)
             results = run(cfg, run_dir, overrides, dict(hydra_cfg.runtime.choices))
-    except Interrupted as exc:
+    except Interrupted as exc:  # every process got the signal, or agreed to stop on one's: rank 0 says so
         message = interrupted_message(exc, cfg, run_dir)
-        record_failure(run_dir, "interrupted", message, exc.exit_code, overrides)
+        if ranks.is_primary():
+            record_failure(run_dir, "interrupted", message, exc.exit_code, overrides)
         if full_errors():
             raise
-        print(message, file=sys.stderr, flush=True)
-        logging.getLogger("metalearn.file").error(message)
+        if ranks.is_primary():
+            print(message, file=sys.stderr, flush=True)
+            logging.getLogger("metalearn.file").error(message)
         sys.exit(exc.exit_code)
     except Exception as exc:
-        message, code = one_line(exc)
+        stated = ranks.collective_failure(exc, timeout_s)  # "" unless a collective failed
+        if getattr(exc, "quiet", False) or stated is None:  # another process failed and says why
+            if full_errors():
+                raise
+            sys.exit(1)
+        message, code = (stated, 1) if stated else one_line(exc)
+        if ranks.rank() > 0 and not stated:  # a failure of one process other than rank 0: say which
+            message = f"rank {ranks.rank()} of {ranks.world_size()}: {message}"
         if not isinstance(exc, RunDirError):  # a directory that is not ours gets nothing, not even the failure
             record_failure(run_dir, "failed", message, code, overrides)
         if full_errors():
@@ -56,6 +71,8 @@ def job(cfg: DictConfig) -> float | None:
         if hydra_cfg.mode != RunMode.MULTIRUN:
             sys.exit(code)
         return None  # a failed trial to a sweeper; the next job runs
+    if joined:
+        ranks.leave()
     check_direction(hydra_cfg, str(results.get("metric")))
     if cfg.mode == "eval":  # Hydra's copy shows the command's config; record the checkpoint's, as used
         from metalearn.files import atomic_write

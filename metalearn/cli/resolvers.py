@@ -12,6 +12,7 @@ from omegaconf import OmegaConf
 from metalearn.errors import MetalearnError
 
 CHOSEN: dict[str, str] = {}  # the default run directory this process took (Hydra composes twice: same answer)
+PENDING = "<the run directory of rank 0>"  # what other processes of a multi-process run compose with, at first
 
 
 def choose_run_dir(resume: Any, default: str) -> str:
@@ -38,10 +39,14 @@ def choose_run_dir(resume: Any, default: str) -> str:
     raise MetalearnError(f"{default} and 999 folders beside it are in use; choose another with hydra.run.dir=PATH")
 
 
-def output_subdir(resume: Any, trainer_resume: Any) -> str:
-    """hydra.output_subdir: a resumed run keeps its original .hydra/; the resuming command's files go beside them."""
+def output_subdir(resume: Any, trainer_resume: Any) -> str | None:
+    """hydra.output_subdir: a resumed run keeps its original .hydra/; the resuming command's files go beside them.
+    None (no files) for the processes of a multi-process run other than rank 0."""
+    from metalearn.launch import launch_from_env
     from metalearn.training.resume import wants_resume
 
+    if launch_from_env().rank > 0:  # of several processes of a run, only rank 0 writes Hydra's files
+        return None
     if not wants_resume(resume, trainer_resume):
         return ".hydra"
     return f".hydra/resume-{datetime.now().strftime('%Y-%m-%d_%H-%M-%S')}"

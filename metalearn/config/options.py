@@ -42,6 +42,8 @@ VIDEO_BENCHMARKS = {
 FOLDER_CHANNELS = ("auto", "1", "3")
 # device.name
 DEVICE_NAMES = ("auto", "cpu", "cuda", "mps")
+# device.precision (metalearn.execution.precision)
+PRECISIONS = ("fp32", "bf16", "fp16")
 # trainer.optimizer and trainer.scheduler
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULERS = ("none", "cosine", "step")

@@ -62,7 +62,7 @@ def map_threads(
     """[fn(*(f[i] for f in fields)) for every task i], the tasks spread over the workers, results in task order.
 
     `root` is the module whose functional calls (through call_module) must stay private to a worker.
-    The caller's grad mode holds on the workers too.
+    The caller's grad mode and autocast region hold on the workers too.
     """
     count = workers()
     pool = _executor()
@@ -70,6 +70,9 @@ def map_threads(
     for _ in range(min(count, len(fields[0]))):
         spare.put(_twins(root))
     grad_enabled = torch.is_grad_enabled()
+    # autocast (device.precision) is a thread's own state: the workers enter the caller's
+    kind = fields[0].device.type
+    cast = torch.autocast(kind, dtype=torch.get_autocast_dtype(kind), enabled=torch.is_autocast_enabled(kind))
 
     def task(i: int) -> Sequence[Tensor]:
         # every task, not once per worker: a thread takes its count from a process-wide value at its first
@@ -79,7 +82,7 @@ def map_threads(
         twins = spare.get()
         token = _TWINS.set(twins)
         try:
-            with torch.set_grad_enabled(grad_enabled):
+            with torch.set_grad_enabled(grad_enabled), cast:
                 return fn(*(f[i] for f in fields))
         finally:
             _TWINS.reset(token)

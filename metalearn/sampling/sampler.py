@@ -196,4 +196,4 @@ class EpisodeSampler(SeededStreams):
             if self.classification:
                 yield self._episodes(split, fixed[start:stop])
             else:
-                yield self._episodes(split, EpisodeBatch(*(t[start:stop] for t in fixed.tensors())))
+                yield self._episodes(split, fixed.part(start, stop))

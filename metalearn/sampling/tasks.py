@@ -34,6 +34,10 @@ class TaskBatch:
     def __len__(self) -> int:
         return self.params.shape[0]
 
+    def part(self, start: int, stop: int) -> "TaskBatch":
+        """Tasks start..stop-1, with their own seeds (so their rollouts are those they have in the whole batch)."""
+        return TaskBatch(self.params[start:stop], self.env, self.trajectories, self.seeds[start:stop])
+
     def noise(self, rollout: int) -> Tensor:
         """Standard normal action noise [H, B, N, A] for the `rollout`-th rollout (0, 1, ...) of these tasks. Each
         task's noise comes from its own seed, so a task's rollouts do not depend on the tasks batched with it."""
@@ -116,5 +120,4 @@ class TaskSampler(SeededStreams):
             self._fixed[split] = self._batch(self.num_episodes[split], gen)  # drawn at once: chunks change nothing
         fixed = self._fixed[split]
         for start in range(0, len(fixed), self.eval_batch_size):
-            part = slice(start, start + self.eval_batch_size)
-            yield TaskBatch(fixed.params[part], fixed.env, fixed.trajectories, fixed.seeds[part])
+            yield fixed.part(start, start + self.eval_batch_size)

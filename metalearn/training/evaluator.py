@@ -9,6 +9,8 @@ import torch
 from tqdm.auto import tqdm
 
 from metalearn.algorithms.base import MetaLearner
+from metalearn.execution import ranks
+from metalearn.execution.precision import autocast
 from metalearn.training.stats import mean_and_ci95
 
 
@@ -34,22 +36,32 @@ class EvalResult:
         return f"{self.mean:.4f} ± {self.ci95:.4f}"
 
 
-def evaluate(learner: MetaLearner, sampler: Any, split: str, progress: bool = False) -> EvalResult:
+def evaluate(
+    learner: MetaLearner, sampler: Any, split: str, progress: bool = False, precision: str = "fp32"
+) -> EvalResult:
     """Score the learner on every fixed episode (or task) of `split` ("val" or "test"): the mean and 95% interval
-    of its metric, and of the other scores it reports (learner.score_batch)."""
+    of its metric, and of the other scores it reports (learner.score_batch). Where the run has several processes,
+    each scores its part of every chunk of episodes and every process gets all the scores. `precision`:
+    device.precision, the dtype of the forward passes (metalearn.execution.precision)."""
     was_training = learner.training
     learner.eval()
-    values: dict[str, list[float]] = {}
-    bar = tqdm(total=sampler.num_episodes[split], desc=f"eval {split}", unit="ep", disable=not progress, leave=False)
+    chunks: list[dict[str, list[float]]] = []  # this rank's scores of its part of each chunk
+    total = sampler.num_episodes[split]
+    shown = progress and ranks.is_primary()
+    device = next(learner.parameters()).device
+    bar = tqdm(total=total, desc=f"eval {split}", unit="ep", disable=not shown, leave=False)
     try:
         with torch.no_grad():
             for batch in sampler.eval_batches(split):
-                for name, scores in learner.score_batch(batch).items():
-                    values.setdefault(name, []).extend(scores.tolist())
+                part = ranks.shard(batch, empty_ok=True)  # split over the processes, if several
+                with autocast(device, precision):
+                    scored = learner.score_batch(part) if len(part) else {}
+                chunks.append({name: scores.float().tolist() for name, scores in scored.items()})
                 bar.update(len(batch))
     finally:
         bar.close()
         learner.train(was_training)
+    values = ranks.gather_in_order(chunks)  # every episode's scores, in the order of the episodes
     summaries = {name: mean_and_ci95(v) for name, v in values.items()}
     mean, ci = summaries.pop(learner.metric)
     others = {name: {"mean": m, "ci95": c} for name, (m, c) in summaries.items()}

@@ -22,6 +22,8 @@ from tqdm.auto import tqdm
 
 from metalearn.algorithms.base import MetaLearner, StepOutput
 from metalearn.errors import CheckpointError, MetalearnError
+from metalearn.execution import ranks
+from metalearn.execution.precision import autocast, loss_scaling, make_scaler
 from metalearn.files import append_jsonl, remove_stale_temporaries
 from metalearn.sampling.sampler import EpisodeSampler
 from metalearn.training import interrupt
@@ -138,14 +140,18 @@ class Trainer:
         resume_path: Path | None = None,
         faults: Faults | None = None,
         logger: RunLogger | None = None,
+        precision: str = "fp32",
     ) -> TrainSummary:
         """Train from scratch, or continue from the loaded checkpoint `resume_from` (read from `resume_path`).
-        `logger` (metalearn.training.loggers.build_logger) receives every metrics.jsonl row after it is written."""
-        run = _Run(self, learner, sampler, Path(run_dir), config_yaml, choices, faults or Faults.from_env())
+        `logger` (metalearn.training.loggers.build_logger) receives every metrics.jsonl row after it is written.
+        `precision`: device.precision, the dtype of the forward passes (metalearn.execution.precision)."""
+        run = _Run(self, learner, sampler, Path(run_dir), config_yaml, choices, faults or Faults.from_env(), precision)
         if resume_from is not None:
             remove_stale_temporaries(run.ckpt_dir)  # the run directory is ours: a .tmp is from a killed write
             run.restore(resume_from, resume_path or run.ckpt_dir / "last.pt")
-        _truncate_metrics(run.metrics_path, run.state.metrics_bytes, run.state.metrics_rows)
+        if ranks.is_primary():  # the only process that writes the run's files
+            _truncate_metrics(run.metrics_path, run.state.metrics_bytes, run.state.metrics_rows)
+        ranks.broadcast_state(learner)
         if logger is not None:  # the logger backends: after metrics.jsonl is cut back, which they follow
             run.logger = logger
             logger.start(run.state.iteration + 1)
@@ -154,7 +160,11 @@ class Trainer:
             run.save("last.pt")  # resumed from another checkpoint (best.pt): last.pt must not be from a later state
         learner.train()
         bar = tqdm(
-            total=self.iterations, initial=run.state.iteration, desc="meta-train", unit="it", disable=not self.progress
+            total=self.iterations,
+            initial=run.state.iteration,
+            desc="meta-train",
+            unit="it",
+            disable=not (self.progress and ranks.is_primary()),
         )
         with interrupt.deferred():
             for iteration in range(run.state.iteration + 1, self.iterations + 1):
@@ -167,7 +177,8 @@ class Trainer:
                     run.save("best.pt")
                 if self.due(self.checkpoint_interval, iteration):
                     run.save("last.pt")
-                signum = interrupt.pending()
+                # a signal on any rank (preemption) stops every rank after this same iteration, with one checkpoint
+                signum = ranks.largest(interrupt.pending() or 0) or None
                 if signum is not None:
                     if run.last_saved != iteration:
                         run.save("last.pt")
@@ -216,8 +227,11 @@ class _Run:
         config_yaml: str,
         choices: dict[str, str],
         faults: Faults,
+        precision: str = "fp32",
     ) -> None:
         self.trainer, self.learner, self.sampler, self.faults = trainer, learner, sampler, faults
+        self.device, self.precision = next(learner.parameters()).device, precision
+        self.scaler = make_scaler(self.device, precision)
         self.run_dir, self.ckpt_dir, self.metrics_path = run_dir, run_dir / "checkpoints", run_dir / "metrics.jsonl"
         self.config_yaml, self.choices = config_yaml, choices
         self.optimizer = make_optimizer(trainer, learner.parameters())
@@ -234,20 +248,27 @@ class _Run:
         """One meta-update, refusing a non-finite loss, gradient or parameter."""
         self.state.iteration = iteration
         learner = self.learner
-        batch = self.sampler.train_batch()
+        batch = ranks.shard(self.sampler.train_batch())  # every rank draws the whole meta-batch and keeps its part
         learner.set_progress(iteration, self.trainer.iterations)
-        out: StepOutput = self.faults.step(learner.meta_loss(batch), iteration)
+        statistics = ranks.batch_norm_snapshot(learner)
+        with autocast(self.device, self.precision):
+            out: StepOutput = self.faults.step(learner.meta_loss(batch), iteration)
         algorithm = type(learner).__name__
-        if not torch.isfinite(out.loss):
-            raise self._diverged(f"the {algorithm} loss is {float(out.loss.detach())}")
-        learner.outer_update(out, self.optimizer, self.trainer.grad_clip)
+        loss = ranks.task_mean([out.loss.detach()])[0]  # every rank decides alike
+        if not torch.isfinite(loss):
+            raise self._diverged(f"the {algorithm} loss is {float(loss)}")
+        with loss_scaling(self.scaler):
+            learner.outer_update(out, self.optimizer, self.trainer.grad_clip)
+        ranks.sync_batch_norm(statistics)
         grads = [p.grad for p in learner.parameters() if p.grad is not None]
         if not all_finite(grads + [p.detach() for p in learner.parameters()]):  # one device sync
             what = "gradient is NaN or infinite" if not all_finite(grads) else "parameter became NaN or infinite"
             raise self._diverged(f"a {algorithm} {what}")
         if self.scheduler is not None:
             self.scheduler.step()
-        for key, value in out.metrics.items():
+        names = list(out.metrics)
+        means = ranks.task_mean([torch.tensor([out.metrics[k] for k in names], dtype=torch.float64)])[0].tolist()
+        for key, value in zip(names, means):
             self.state.window.setdefault(key, []).append(value)
         self.faults.point("iteration", iteration)
 
@@ -265,7 +286,7 @@ class _Run:
 
     def validate(self, iteration: int) -> dict[str, float]:
         """Score the fixed validation episodes; remember the best."""
-        val = evaluate(self.learner, self.sampler, "val", progress=self.trainer.progress)
+        val = evaluate(self.learner, self.sampler, "val", progress=self.trainer.progress, precision=self.precision)
         self.faults.point("validation", iteration)
         state = self.state
         if state.best_val is None or (
@@ -278,6 +299,8 @@ class _Run:
     # --- files ------------------------------------------------------------------------------------
     def log(self, row: dict[str, Any]) -> None:
         """Append one metrics.jsonl row; its position goes into the next checkpoint."""
+        if not ranks.is_primary():
+            return
         state = self.state
         row = {"iteration": state.iteration, **row, "elapsed_s": round(time.perf_counter() - self.start, 3)}
         try:
@@ -297,8 +320,12 @@ class _Run:
                 raise self._write_error(Path(exc.filename or self.run_dir), exc) from None
 
     def save(self, name: str) -> None:
-        """Write checkpoints/NAME (last.pt or best.pt) with the whole training state."""
+        """Write checkpoints/NAME (last.pt or best.pt) with the whole training state (rank 0 writes it: every rank
+        holds the same learner, optimiser and sampler)."""
         state = self.state
+        if not ranks.is_primary():
+            self.last_saved = state.iteration if name == "last.pt" else self.last_saved
+            return
         state.elapsed_s = time.perf_counter() - self.start
         path = self.ckpt_dir / name
         point = "checkpoint" if name == "last.pt" else "best"
@@ -313,6 +340,7 @@ class _Run:
                 sampler=self.sampler.state_dict(),
                 rng=rng_state(),
                 scheduler=self.scheduler.state_dict() if self.scheduler is not None else None,
+                scaler=self.scaler.state_dict() if self.scaler is not None else None,
                 iteration=state.iteration,
                 best_val=state.best_val,
                 best_iteration=state.best_iteration,
@@ -338,6 +366,8 @@ class _Run:
                     raise ValueError("it was written without a scheduler")
                 self.scheduler.load_state_dict(blob["scheduler"])
             self.sampler.load_state_dict(blob["sampler"])
+            if self.scaler is not None and blob.get("scaler"):  # fp16's loss scale (older checkpoints: none)
+                self.scaler.load_state_dict(blob["scaler"])
             set_rng_state(blob["rng"])
         except (ValueError, KeyError, RuntimeError, TypeError) as exc:
             raise CheckpointError(
@@ -370,6 +400,8 @@ class _Run:
 
     # --- errors -----------------------------------------------------------------------------------
     def _diverged(self, what: str) -> MetalearnError:
+        if not ranks.is_primary():  # every rank sees the same meta-batch loss and gradient: rank 0 says it
+            return ranks.PeerFailed(f"training diverged at iteration {self.state.iteration}")
         kept = (
             f"the last good checkpoint is {self.ckpt_dir / 'last.pt'} (iteration {self.last_saved})"
             if self.last_saved >= 0

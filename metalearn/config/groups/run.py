@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from metalearn.config.options import DEVICE_NAMES, EVAL_PROTOCOLS, MODES, OPTIMIZERS, SCHEDULERS
+from metalearn.config.options import DEVICE_NAMES, EVAL_PROTOCOLS, MODES, OPTIMIZERS, PRECISIONS, SCHEDULERS
 from metalearn.config.schema import Schema, at_least, at_most, one_of, positive, seed_range
 from metalearn.errors import ConfigError
 
@@ -19,9 +19,16 @@ class DeviceConfig(Schema):
     index: Optional[int] = None  # which CUDA device; None for the current one
     deterministic: bool = False  # torch deterministic algorithms (slower; bitwise-reproducible runs)
     reuse_memory: bool = True  # keep freed memory for reuse (glibc malloc settings): fewer page faults on the CPU
+    # several processes (torchrun, srun): how long a process waits for the others at a collective before it stops
+    # with an error, in seconds (a process stuck or gone, instead of a hang)
+    timeout_s: float = 600.0
+    # fp32 | bf16 | fp16: the dtype of forward passes (autocast); fp16 scales the loss (metalearn.execution.precision)
+    precision: str = "fp32"
 
     def check(self, prefix: str) -> None:
         one_of(f"{prefix}.name", self.name, DEVICE_NAMES)
+        positive(f"{prefix}.timeout_s", self.timeout_s)
+        one_of(f"{prefix}.precision", self.precision, PRECISIONS)
 
 
 @dataclass

@@ -1,0 +1,42 @@
+"""The start of a run of several processes (torchrun, srun): they join one process group, rank 0 takes the run
+directory (or says why it cannot), and the others learn from it where the run writes, before Hydra starts."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from omegaconf import DictConfig, OmegaConf
+
+from metalearn.cli.messages import fail
+from metalearn.cli.resolvers import CHOSEN
+from metalearn.cli.run_directory import take_run_dir
+from metalearn.launch import Launch
+
+DEFAULT_TIMEOUT_S = 600.0
+
+
+def start_processes(cfg: DictConfig, launch: Launch, message: Callable[[Exception], str]) -> None:
+    """Join the other processes of `launch` (collectives time out after device.timeout_s); rank 0 takes the run
+    directory of the composed `cfg` and tells the others which it is, or that it failed (then every process ends,
+    rank 0 with the one error line). `message` turns an exception into that line."""
+    from metalearn.execution import ranks
+
+    try:
+        timeout_s = float(OmegaConf.select(cfg, "device.timeout_s", default=DEFAULT_TIMEOUT_S))
+    except (TypeError, ValueError):  # the run's validation says what is wrong with it
+        timeout_s = DEFAULT_TIMEOUT_S
+    problem = None
+    if launch.rank == 0:
+        try:
+            take_run_dir(cfg)
+        except Exception as exc:
+            problem = message(exc)
+    ranks.join(timeout_s)
+    problem, run_dir = ranks.broadcast_object((problem, CHOSEN.get("run_dir")))
+    if problem:
+        fail(problem, 2, quiet=launch.rank > 0)
+    if launch.rank > 0:
+        if run_dir is None:  # rank 0's was named on the command line, as this process's
+            CHOSEN.pop("run_dir", None)
+        else:
+            CHOSEN["run_dir"] = run_dir
