@@ -20,7 +20,7 @@ from metalearn.build import build
 from metalearn.config import validate_config
 from metalearn.device import resolve_device, reuse_freed_memory
 from metalearn.errors import ConfigError, RunDirError
-from metalearn.execution import ranks
+from metalearn.execution import compiled, ranks
 from metalearn.files import FAILED_FILE, RESULTS_FILE, atomic_write_json
 from metalearn.sampling.sampler import EpisodeSampler
 from metalearn.seeding import seed_everything
@@ -177,6 +177,23 @@ def _build(cfg: DictConfig) -> Components:
     extra = {"train_classes": sampler.num_classes} if cfg.algorithm.get("train_classes", 0) is None else {}
     # the output size: the classes of an episode, or the actions of a task family (sampler=tasks)
     learner = build(cfg.algorithm, backbone=backbone, task=data.task, n_way=sampler.n_way, **extra).to(device)
+    steps = getattr(learner, "inner_steps", 1)
+    if cfg.device.precision != "fp32" and getattr(learner, "second_order", False) and steps > 1:
+        log.warning(
+            f"device.precision={cfg.device.precision} with a second-order meta-gradient over {steps} inner steps: at 5 "
+            "steps bf16's was measured further from float64's than the first-order gradient is (docs/performance.md); "
+            "fp32 keeps the second-order term"
+        )
+    if cfg.device.compile:
+        path = learner.path("train") if hasattr(learner, "path") else None  # None: one batched pass per episode
+        compiled.prepare(learner, path, getattr(learner, "second_order", False), cfg.device.compile_backend)
+    per_batch = getattr(sampler, "batch_size", None) or sampler.tasks_per_batch  # images, for pre-training
+    if per_batch < ranks.world_size():
+        what = "sampler.batch_size" if getattr(sampler, "batch_size", None) else "sampler.tasks_per_batch"
+        raise ConfigError(
+            f"{what}={per_batch} cannot be split over {ranks.world_size()} processes, each of which needs at least "
+            f"one; raise {what} (the tasks of a meta-batch are what the processes share) or start fewer processes"
+        )
     train_ways = sampler.train_shape.n_way if sampler.classification else sampler.n_way
     if train_ways != sampler.n_way and not getattr(learner, "any_ways", False):
         raise ConfigError(

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The CUDA checks, in one short script for a GPU machine: the CLI on device=cuda and device=auto
 # (train, then mode=eval of the checkpoint on the GPU), the default experiment end to end, and the
-# vmap-vs-loop task batching benchmark. Run from the repository root:
+# vmap-vs-loop task batching benchmark, bf16 / fp16 / torch.compile / channels-last for MAML. Run from the
+# repository root:
 #   bash scripts/gpu_check.sh
 # Needs torch with CUDA plus hydra-core/omegaconf (on PYTHONPATH or installed).
 set -uo pipefail
@@ -60,3 +61,9 @@ if [ -f scripts/bench_gpu_batching.py ]; then
   section "vmap vs loop task batching"
   "$py" scripts/bench_gpu_batching.py
 fi
+
+section "device.precision=bf16 and device.compile=true through the CLI (maml, vmap, 20 iterations)"
+"$py" -m metalearn device=cuda algorithm=maml device.precision=bf16 device.compile=true sampler.tasks_per_batch=8 $small trainer.iterations=20 hydra.run.dir="$work/bf16" && summary "$work/bf16"
+
+section "precision x compile x memory format: MAML on Omniglot shapes, meta-batch 32 (time, peak memory, numerics)"
+"$py" scripts/bench_precision.py --device cuda --compile --numerics

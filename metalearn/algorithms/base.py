@@ -80,6 +80,9 @@ class MetaLearner(nn.Module):
     #: whether the learner takes video clips (a backbone whose `frames` is set gives per-frame features
     #: [N, T, D]): "never", "also" (images too) or "only" (learners that use the order of frames)
     clips: str = "never"
+    #: the torch.compile backend of the vmapped per-task function (device.compile; metalearn.execution.compiled),
+    #: or None: run as it is
+    compile_backend: str | None = None
 
     def __init__(self, backbone: nn.Module, task: str, n_way: int) -> None:
         super().__init__()

@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from metalearn.cli.arguments import PRINT_ONLY, argv_problem, config_dirs, split_argv
 from metalearn.cli.composition import compose, compose_config, config_dir, prepare, sweep_variants
 from metalearn.cli.messages import fail, full_errors, hydra_message
-from metalearn.cli.processes import start_processes
+from metalearn.cli.processes import fail_together, start_processes
 from metalearn.cli.resolvers import CHOSEN, PENDING, TRIAL_DIRS
 from metalearn.cli.run_directory import take_run_dir
 from metalearn.errors import MetalearnError
@@ -111,7 +111,9 @@ def main() -> None:
         if cfg is not None and launch.world_size == 1:
             take_run_dir(cfg)
     except Exception as exc:
-        fail(one_message(exc), 2, quiet=launch.rank > 0)  # every process composes alike: rank 0 says it
+        if launch.world_size > 1:  # every process composes alike: rank 0 says it
+            fail_together(one_message(exc), launch)
+        fail(one_message(exc), 2)
     if cfg is not None and launch.world_size > 1:
         start_processes(cfg, launch, one_message)
     from metalearn.cli.apps import eval_app, train_app

@@ -52,10 +52,12 @@ def job(cfg: DictConfig) -> float | None:
         if ranks.is_primary():
             print(message, file=sys.stderr, flush=True)
             logging.getLogger("metalearn.file").error(message)
+        ranks.end_together(exc)
         sys.exit(exc.exit_code)
     except Exception as exc:
         stated = ranks.collective_failure(exc, timeout_s)  # "" unless a collective failed
         if getattr(exc, "quiet", False) or stated is None:  # another process failed and says why
+            ranks.end_together(exc)
             if full_errors():
                 raise
             sys.exit(1)
@@ -68,13 +70,16 @@ def job(cfg: DictConfig) -> float | None:
             raise
         print(f"Error: {message}", file=sys.stderr, flush=True)
         logging.getLogger("metalearn.file").error(message)
+        ranks.end_together(exc)
         if hydra_cfg.mode != RunMode.MULTIRUN:
             sys.exit(code)
         return None  # a failed trial to a sweeper; the next job runs
+    primary = ranks.is_primary()
     if joined:
         ranks.leave()
-    check_direction(hydra_cfg, str(results.get("metric")))
-    if cfg.mode == "eval":  # Hydra's copy shows the command's config; record the checkpoint's, as used
+    if primary:
+        check_direction(hydra_cfg, str(results.get("metric")))
+    if cfg.mode == "eval" and primary:  # Hydra's copy shows the command's config; record the one used
         from metalearn.files import atomic_write
 
         used = OmegaConf.to_yaml(OmegaConf.create(results["config"]))

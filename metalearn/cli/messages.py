@@ -12,11 +12,8 @@ def full_errors() -> bool:
     return os.environ.get("HYDRA_FULL_ERROR") == "1"
 
 
-def fail(message: str, code: int, quiet: bool = False) -> None:
-    """End the command with `Error: message` and exit code `code`; `quiet` exits without the line (a process of a
-    multi-process run whose rank 0 says the same)."""
-    if not quiet:
-        print(f"Error: {message}", file=sys.stderr, flush=True)
+def fail(message: str, code: int) -> None:
+    print(f"Error: {message}", file=sys.stderr, flush=True)
     sys.exit(code)
 
 

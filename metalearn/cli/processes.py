@@ -3,11 +3,11 @@ directory (or says why it cannot), and the others learn from it where the run wr
 
 from __future__ import annotations
 
+import sys
 from typing import Callable
 
 from omegaconf import DictConfig, OmegaConf
 
-from metalearn.cli.messages import fail
 from metalearn.cli.resolvers import CHOSEN
 from metalearn.cli.run_directory import take_run_dir
 from metalearn.launch import Launch
@@ -34,9 +34,21 @@ def start_processes(cfg: DictConfig, launch: Launch, message: Callable[[Exceptio
     ranks.join(timeout_s)
     problem, run_dir = ranks.broadcast_object((problem, CHOSEN.get("run_dir")))
     if problem:
-        fail(problem, 2, quiet=launch.rank > 0)
+        fail_together(problem, launch)
     if launch.rank > 0:
         if run_dir is None:  # rank 0's was named on the command line, as this process's
             CHOSEN.pop("run_dir", None)
         else:
             CHOSEN["run_dir"] = run_dir
+
+
+def fail_together(message: str, launch: Launch, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+    """End every process of `launch` on an error all of them found (or that rank 0 told them of): rank 0 prints
+    the one line, and no process exits before it has (a launcher stops the others as soon as one exits)."""
+    from metalearn.execution import ranks
+
+    if launch.rank == 0:
+        print(f"Error: {message}", file=sys.stderr, flush=True)
+    ranks.join(timeout_s)
+    ranks.end_together(ranks.agreed(RuntimeError(message)))
+    sys.exit(2)

@@ -7,6 +7,9 @@ torch.func.vmap. Learners state their maths as one per-task function; this packa
     inner_grads(loss_fn, params, second_order) -> an inner-loop gradient that works on every path
     call_module(module, params, x)          -> a functional forward pass that every path can run
     choose_path(setting, batch_norm, network, recompute=False) -> the path `algorithm.batching` names
+
+Beside them: `ranks` splits meta-batches and evaluation episodes over processes (torchrun, srun) and combines
+their means; `precision` is device.precision (autocast, fp16 loss scaling); `compiled` is device.compile.
 """
 
 from metalearn.execution.paths import choose_path

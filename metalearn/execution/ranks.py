@@ -1,6 +1,6 @@
 """Data parallelism over processes (torch.distributed): the tasks of a meta-batch and the fixed evaluation episodes
 are split across ranks, and whatever is a mean over the meta-batch's tasks (gradients, Reptile's adapted weights,
-TRPO's gradient and curvature products, the logged metrics) is combined across them.
+TRPO's gradient and curvature products, the logged metrics, BatchNorm's running statistics) is combined across them.
 
 Every rank samples the whole meta-batch from the same seeded stream and keeps its contiguous part (`shard`), so the
 tasks of meta-iteration i are the same for any number of ranks, and so is the sampler's state that checkpoints keep:
@@ -8,9 +8,9 @@ a run stopped at 4 processes resumes at 2 or 1. A rank's part holds n_r of the b
 tasks enters the global mean with the weight n_r / N (`task_mean`), which makes it the mean over all N tasks, as one
 process computes it (up to the order of the additions).
 
-Launchers: torchrun (and any launcher that sets RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT) or SLURM's srun,
-whose task variables are read where RANK is absent (`launch_from_env`). With one process every function here is
-the identity and nothing is initialised.
+Launchers: torchrun (and any launcher that sets RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT), SLURM's srun and
+submitit's tasks, whose own variables are read where RANK is absent (metalearn.launch). With one process every
+function here is the identity and nothing is initialised.
 """
 
 from __future__ import annotations
@@ -110,9 +110,11 @@ def shard(batch: Any, empty_ok: bool = False) -> Any:
     if n < world and not empty_ok:  # every rank finds it: rank 0 says it
         if rank() > 0:
             raise PeerFailed("the meta-batch is smaller than the number of processes")
-        raise ConfigError(
-            f"a meta-batch of {n} tasks cannot be split over {world} processes, each of which needs one; raise "
-            "sampler.tasks_per_batch (sampler.batch_size for pre-training) or start fewer processes"
+        raise agreed(
+            ConfigError(
+                f"a meta-batch of {n} tasks cannot be split over {world} processes, each of which needs one; raise "
+                "sampler.tasks_per_batch (sampler.batch_size for pre-training) or start fewer processes"
+            )
         )
     start, stop = shard_bounds(n, rank(), world)
     _Share.value = (stop - start) / n
@@ -245,9 +247,28 @@ def sync_batch_norm(snapshot: _Snapshot) -> None:
 
 # --- failures -----------------------------------------------------------------------------------------------------
 class PeerFailed(MetalearnError):
-    """Another rank failed and has said why; this rank stops without a word of its own."""
+    """Another rank failed and says why; this rank stops without a word of its own."""
 
     quiet = True
+    agreed = True
+
+
+def agreed(exc: BaseException) -> BaseException:
+    """Mark an error that every rank knows of (each raised it, or PeerFailed for it): the ranks then end together,
+    after the reporting one has said it (`end_together`), so that no launcher stops it before it could."""
+    exc.agreed = True  # type: ignore[attr-defined]
+    return exc
+
+
+def end_together(exc: BaseException) -> None:
+    """Before a process exits on an error every rank knows of: wait until all have reached this point (the one
+    that reports has printed its line by then). Never raises; a collective that fails ends the wait."""
+    if not getattr(exc, "agreed", False) or not _active():
+        return
+    try:
+        dist.barrier()
+    except Exception:  # noqa: BLE001 - a peer already gone: nothing left to wait for
+        pass
 
 
 @contextmanager
@@ -266,7 +287,7 @@ def together(what: str) -> Iterator[None]:
     if not failed:
         return
     if failure is not None and rank() == failed[0]:
-        raise failure
+        raise agreed(failure)
     raise PeerFailed(f"rank {failed[0]} failed while {what}")
 
 

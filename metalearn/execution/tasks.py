@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from metalearn.episode import EpisodeBatch
-from metalearn.execution import threads
+from metalearn.execution import compiled, threads
 from metalearn.execution.threads import call_module
 from metalearn.execution.vmap_batch_norm import BatchStatsNorm
 
@@ -56,7 +56,7 @@ def _per_task(
         token = _FUNCTIONAL.set(True)
         try:
             with BatchStatsNorm():
-                return tuple(torch.func.vmap(fn, randomness="different")(*fields))
+                return tuple(compiled.vmap(fn, getattr(root, "compile_backend", None))(*fields))
         finally:
             _FUNCTIONAL.reset(token)
     if path == "threads":

@@ -183,9 +183,11 @@ class Trainer:
                     if run.last_saved != iteration:
                         run.save("last.pt")
                     bar.close()
-                    raise interrupt.Interrupted(
-                        signum,
-                        f"stopped after iteration {iteration} of {self.iterations}; saved {run.ckpt_dir / 'last.pt'}",
+                    saved = run.ckpt_dir / "last.pt"
+                    raise ranks.agreed(  # every rank stops here, after the same iteration
+                        interrupt.Interrupted(
+                            signum, f"stopped after iteration {iteration} of {self.iterations}; saved {saved}"
+                        )
                     )
         bar.close()
         if self.iterations == 0 and resume_from is None:  # nothing trained: the initial model is both last and best
@@ -407,9 +409,11 @@ class _Run:
             if self.last_saved >= 0
             else "no checkpoint had been written yet"
         )
-        return MetalearnError(
-            f"training diverged at iteration {self.state.iteration}: {what}; {kept}. "
-            "Try a lower trainer.lr or set trainer.grad_clip"
+        return ranks.agreed(
+            MetalearnError(
+                f"training diverged at iteration {self.state.iteration}: {what}; {kept}. "
+                "Try a lower trainer.lr or set trainer.grad_clip"
+            )
         )
 
     def _write_error(self, path: Path, exc: OSError) -> MetalearnError:

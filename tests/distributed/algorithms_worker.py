@@ -9,13 +9,12 @@ from pathlib import Path
 from metalearn.cli import compose_config
 from metalearn.execution import ranks
 from metalearn.run import run
-from tests.distributed.setups import ALGORITHMS, SETUP
+from tests.distributed.setups import ALGORITHMS
 
 if __name__ == "__main__":
     out = Path(sys.argv[1])
     assert ranks.join(120.0) and ranks.world_size() == 2
-    for name, extra in ALGORITHMS.items():
-        overrides = [*SETUP, *extra]
+    for name, overrides in ALGORITHMS.items():
         cfg, choices = compose_config(overrides)
         run(cfg, out / name, overrides, choices)
     ranks.leave()

@@ -18,8 +18,24 @@ SETUP = [
 # differences in near-zero coordinates (the order of the ranks' additions) into differences of a whole step.
 SGD = ["trainer.optimizer=sgd", "trainer.lr=0.05"]
 ALGORITHMS = {
-    "protonet": ["algorithm=protonet", *SGD],  # BatchNorm with running statistics: they are combined across ranks
-    "maml": ["algorithm=maml", "algorithm.batching=loop", *SGD],
-    "fomaml": ["algorithm=fomaml", "algorithm.batching=loop", *SGD],
-    "reptile": ["algorithm=reptile", "algorithm.batching=loop"],  # its own outer update: the mean of the tasks' weights
+    "protonet": [*SETUP, "algorithm=protonet", *SGD],  # BatchNorm with running statistics, combined across ranks
+    "maml": [*SETUP, "algorithm=maml", "algorithm.batching=loop", *SGD],
+    "fomaml": [*SETUP, "algorithm=fomaml", "algorithm.batching=loop", *SGD],
+    "reptile": [*SETUP, "algorithm=reptile", "algorithm.batching=loop"],  # its own update: the mean of the weights
+    # TRPO's step: the gradient, curvature products and line search values are means over the meta-batch's tasks
+    "maml_trpo": [
+        "experiment=maml_trpo_navigation2d",
+        "dataset.horizon=10",
+        "sampler.tasks_per_batch=3",
+        "sampler.trajectories=3",
+        "sampler.val_tasks=3",
+        "sampler.test_tasks=5",
+        "model.hidden_sizes=[8,8]",
+        "algorithm.cg_iterations=3",
+        "trainer.iterations=4",
+        "trainer.val_interval=2",
+        "trainer.log_interval=1",
+        "trainer.progress=false",
+        "device=cpu",
+    ],
 }

@@ -1,7 +1,7 @@
 """Runs of two processes (torchrun on the CPU, gloo) against one process with the same global meta-batch: the same
-metrics.jsonl rows and results for protonet, maml, fomaml and reptile; a run stopped at two processes resumes at
-one with the same tasks; srun's variables and a submitit sweep of two-process jobs; one message, not a hang, when a
-process fails or stops answering.
+metrics.jsonl rows and results for protonet, maml, fomaml, reptile and maml_trpo; a run stopped at two processes
+resumes at one with the same tasks; srun's variables and a submitit sweep of two-process jobs; one message, not a
+hang, when a process fails or stops answering.
 
 The setups are in setups.py; the algorithms train on two processes in one torchrun (algorithms_worker.py), the
 rest through the command line."""
@@ -58,7 +58,7 @@ def assert_same_run(run: Path, reference: Path) -> None:
             assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-5), (a["iteration"], key)
     results, expected = (json.loads((d / "results.json").read_text()) for d in (run, reference))
     assert (results["mean"], results["ci95"], results["episodes"]) == pytest.approx(
-        (expected["mean"], expected["ci95"], expected["episodes"]), abs=1e-6
+        (expected["mean"], expected["ci95"], expected["episodes"]), rel=1e-5, abs=1e-6
     )
 
 
@@ -76,7 +76,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201 - a fun
     def made(name: str) -> Path:
         if name not in _REFERENCES:
             run_dir = tmp_path_factory.mktemp(f"one-{name}") / "run"
-            run_inprocess(run_dir, *SETUP, *ALGORITHMS[name])
+            run_inprocess(run_dir, *ALGORITHMS[name])
             _REFERENCES[name] = run_dir
         return _REFERENCES[name]
 
@@ -90,36 +90,27 @@ def test_two_processes_train_and_test_as_one_does(reference, tmp_path: Path) -> 
         [*command, str(tmp_path)], cwd=ROOT, env=environment(), capture_output=True, text=True, timeout=600
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.count("test accuracy") == len(ALGORITHMS)  # rank 0 alone says the results
+    assert done.stdout.count("\ntest ") + done.stdout.startswith("test ") == len(ALGORITHMS)  # rank 0 alone speaks
     for name in ALGORITHMS:
         assert_same_run(tmp_path / name, reference(name))
         # rank 0 alone writes
         assert sorted(p.name for p in (tmp_path / name).iterdir()) == ["checkpoints", "metrics.jsonl", "results.json"]
 
 
-def test_the_command_line_under_torchrun(reference, tmp_path: Path) -> None:  # noqa: ANN001
-    done = torchrun(*SETUP, *ALGORITHMS["protonet"], f"hydra.run.dir={tmp_path}")
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert_same_run(tmp_path, reference("protonet"))
-    # rank 0 alone speaks and writes: one result line, one set of Hydra's files
-    assert done.stdout.count("test accuracy") == 1 and "x 2 processes" in done.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == [
-        ".hydra", "checkpoints", "metalearn.log", "metrics.jsonl", "results.json"
-    ]  # fmt: skip
-
-
-def test_two_processes_score_a_checkpoint_as_one_does(reference, tmp_path: Path) -> None:  # noqa: ANN001
+def test_the_command_line_under_torchrun_scores_a_checkpoint_as_one_process_does(reference, tmp_path: Path) -> None:  # noqa: ANN001
     trained = reference("protonet")
     done = torchrun("mode=eval", f"checkpoint={trained / 'checkpoints' / 'best.pt'}", f"hydra.run.dir={tmp_path}")
     assert done.returncode == 0, done.stderr[-3000:]
     scored, expected = (json.loads((d / "results.json").read_text()) for d in (tmp_path, trained))
     assert (scored["mean"], scored["ci95"]) == pytest.approx((expected["mean"], expected["ci95"]), abs=1e-6)
+    # rank 0 alone speaks and writes: one result line, one set of Hydra's files
+    assert done.stdout.count("test accuracy") == 1 and "x 2 processes" in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".hydra", "metalearn.log", "results.json"]
 
 
 def test_a_run_stopped_at_two_processes_resumes_at_one_with_the_same_tasks(reference, tmp_path: Path) -> None:  # noqa: ANN001
     # a preemption's SIGTERM reaches rank 1 only: both ranks stop after the same iteration, with one checkpoint
     stopped = torchrun(
-        *SETUP,
         *ALGORITHMS["protonet"],
         f"hydra.run.dir={tmp_path}",
         env={"METALEARN_TEST_RANK": "1", "METALEARN_TEST_SIGTERM_AT": "iteration:2"},
@@ -138,7 +129,7 @@ def test_a_run_stopped_at_two_processes_resumes_at_one_with_the_same_tasks(refer
 def test_srun_tasks_meet_through_slurm_variables(reference, tmp_path: Path) -> None:  # noqa: ANN001
     """Two processes started as srun starts them: only SLURM's variables say which is which and where to meet."""
     job = {"SLURM_STEP_NUM_TASKS": "2", "SLURM_STEP_NODELIST": "localhost", "SLURM_JOB_ID": str(os.getpid())}
-    command = [sys.executable, "-m", "metalearn", *SETUP, *ALGORITHMS["protonet"], f"hydra.run.dir={tmp_path}"]
+    command = [sys.executable, "-m", "metalearn", *ALGORITHMS["protonet"], f"hydra.run.dir={tmp_path}"]
     tasks = [
         subprocess.Popen(
             command,
@@ -195,7 +186,7 @@ def test_a_failure_on_one_rank_is_said_once(tmp_path: Path) -> None:
     ("override", "message"),
     [
         ("trainer.iterationz=3", "Error: trainer.iterationz is not a known key"),  # composing, before joining
-        ("sampler.tasks_per_batch=1", "Error: a meta-batch of 1 tasks cannot be split over 2 processes"),  # training
+        ("sampler.tasks_per_batch=1", "Error: sampler.tasks_per_batch=1 cannot be split over 2 processes"),  # building
     ],
 )
 def test_a_mistake_every_process_finds_is_said_once(override: str, message: str, tmp_path: Path) -> None:

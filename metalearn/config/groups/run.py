@@ -24,6 +24,10 @@ class DeviceConfig(Schema):
     timeout_s: float = 600.0
     # fp32 | bf16 | fp16: the dtype of forward passes (autocast); fp16 scales the loss (metalearn.execution.precision)
     precision: str = "fp32"
+    # torch.compile the vmapped per-task function (or a metric learner's backbone); refused where it cannot work
+    # (metalearn.execution.compiled). compile_backend: torch.compile's backend (inductor; aot_eager traces only)
+    compile: bool = False
+    compile_backend: str = "inductor"
 
     def check(self, prefix: str) -> None:
         one_of(f"{prefix}.name", self.name, DEVICE_NAMES)
