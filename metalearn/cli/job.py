@@ -23,6 +23,7 @@ def job(cfg: DictConfig) -> float | None:
     traceback). SIGINT / SIGTERM stop a sweep too, after the job's checkpoint."""
     from hydra.types import RunMode
 
+    from metalearn.config.groups.run import DeviceConfig
     from metalearn.errors import RunDirError
     from metalearn.execution import ranks
     from metalearn.files import record_failure
@@ -35,7 +36,7 @@ def job(cfg: DictConfig) -> float | None:
     overrides = [str(o) for o in OmegaConf.to_container(hydra_cfg.overrides.task, resolve=False)]  # type: ignore[union-attr]
     if hydra_cfg.mode == RunMode.MULTIRUN:
         share_cpus(hydra_cfg)
-    timeout_s = float(OmegaConf.select(cfg, "device.timeout_s", default=600.0))
+    timeout_s = float(OmegaConf.select(cfg, "device.timeout_s", default=DeviceConfig.timeout_s))
     try:
         with handle_signals():
             # a job of several processes (torchrun, srun, a SLURM launcher's tasks): rank 0 speaks and writes

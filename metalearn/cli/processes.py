@@ -10,9 +10,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from metalearn.cli.resolvers import CHOSEN
 from metalearn.cli.run_directory import take_run_dir
+from metalearn.config.groups.run import DeviceConfig
 from metalearn.launch import Launch
 
-DEFAULT_TIMEOUT_S = 600.0
+DEFAULT_TIMEOUT_S = DeviceConfig.timeout_s  # until the config is composed
 
 
 def start_processes(cfg: DictConfig, launch: Launch, message: Callable[[Exception], str]) -> None:
@@ -30,7 +31,10 @@ def start_processes(cfg: DictConfig, launch: Launch, message: Callable[[Exceptio
         try:
             take_run_dir(cfg)
         except Exception as exc:
-            problem = message(exc)
+            try:
+                problem = message(exc)
+            except Exception:  # not one of ours (a bug): still said once, and no process is left waiting
+                problem = f"unexpected {type(exc).__name__}: {exc}"
     ranks.join(timeout_s)
     problem, run_dir = ranks.broadcast_object((problem, CHOSEN.get("run_dir")))
     if problem:

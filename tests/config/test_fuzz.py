@@ -133,7 +133,7 @@ def test_random_overrides_run_or_fail_cleanly(
     torch.set_num_threads(1)
 
     @settings(
-        max_examples=100,
+        max_examples=75,
         deadline=None,
         derandomize=True,
         database=None,

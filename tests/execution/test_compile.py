@@ -21,7 +21,8 @@ def metalearn_test_counter(gm: torch.fx.GraphModule, example_inputs: list) -> ob
     return gm.forward
 
 
-FAST = [*TINY, "trainer.iterations=3", "trainer.val_interval=3", "trainer.log_interval=1", "sampler.tasks_per_batch=3"]
+# validation and test episodes of one size: the evaluation graph is traced once
+FAST = [*TINY, "trainer.iterations=3", "trainer.val_interval=3", "sampler.tasks_per_batch=3", "sampler.test_episodes=4"]
 COMPILED = ["device.compile=true", "device.compile_backend=metalearn_test_counter"]
 
 
