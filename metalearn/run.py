@@ -78,6 +78,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], choices: dict[st
         logger=logger,
         precision=cfg.device.precision,
     )
+    ranks.barrier()  # rank 0 has written best.pt, which every process scores
     summary = {
         "iterations": fit.iterations,
         "best_iteration": fit.best_iteration,

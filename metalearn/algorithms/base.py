@@ -147,8 +147,9 @@ class MetaLearner(nn.Module):
         scale = scaler.get_scale()
         scaler.step(optimizer)  # skipped if the scaled gradient overflowed
         scaler.update()
-        if scaler.get_scale() < scale:  # it did: nothing was applied, and the scale is lowered for the next step
+        if scale > scaler.get_scale() >= 1.0:  # it did: nothing was applied, and the scale is lowered for the next step
             optimizer.zero_grad(set_to_none=True)
+        # below a scale of 1 the gradient is not finite whatever the scale: it stays, and the trainer stops the run
 
     def predict_batch(self, batch: EpisodeBatch) -> Tensor:
         """Adapt on each episode's support set; outputs for its query set, [B, Q, n_way] logits or [B, Q, 1]."""

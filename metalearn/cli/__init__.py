@@ -96,6 +96,8 @@ def main() -> None:
         # a command that only prints ends quietly when its reader goes, like any Unix filter (`--help | head -1`)
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     launch = launch_from_env()
+    if launch.world_size > 1 and {"--config-name", "-cn"} & set(flags):
+        fail("several processes (torchrun, srun) run metalearn's own config; remove --config-name", 2)
     if launch.rank > 0:  # another process of this run: rank 0 takes the run directory and says what it is
         CHOSEN["run_dir"] = PENDING
     try:

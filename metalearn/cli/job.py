@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +42,10 @@ def job(cfg: DictConfig) -> float | None:
         with handle_signals():
             # a job of several processes (torchrun, srun, a SLURM launcher's tasks): rank 0 speaks and writes
             joined = ranks.join(timeout_s)
-            if not ranks.is_primary():
-                logging.getLogger("metalearn").setLevel(logging.ERROR)
+            if not ranks.is_primary():  # the other processes say nothing but errors
+                for name in ("metalearn", ""):
+                    logging.getLogger(name).setLevel(logging.ERROR)
+                warnings.filterwarnings("ignore")
             results = run(cfg, run_dir, overrides, dict(hydra_cfg.runtime.choices))
     except Interrupted as exc:  # every process got the signal, or agreed to stop on one's: rank 0 says so
         message = interrupted_message(exc, cfg, run_dir)

@@ -46,7 +46,7 @@ def join(timeout_s: float) -> bool:
         os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"] = addr, str(port)
     cuda = torch.cuda.is_available()
     if cuda:
-        torch.cuda.set_device(launch.local_rank % torch.cuda.device_count())
+        torch.cuda.set_device(launch.local_rank % torch.cuda.device_count())  # as local_rank() says
     dist.init_process_group(
         "cpu:gloo,cuda:nccl" if cuda else "gloo",
         init_method="env://",
@@ -81,8 +81,12 @@ def is_primary() -> bool:
 
 
 def local_rank() -> int:
-    """This process's rank on its machine: the CUDA device it takes."""
-    return launch_from_env().local_rank if _active() else 0
+    """The CUDA device this process takes: its rank on its machine, modulo the devices it sees (a launcher that
+    gives each task one GPU leaves each of them device 0)."""
+    if not _active():
+        return 0
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    return launch_from_env().local_rank % count if count else launch_from_env().local_rank
 
 
 # --- splitting and combining --------------------------------------------------------------------------------------
@@ -226,6 +230,10 @@ def sync_batch_norm(snapshot: _Snapshot) -> None:
     total, later = every.sum(0).tolist(), every[rank() + 1 :].sum(0).tolist()
     parts, starts = [], []
     for (m, mean0, var0, n0), u, u_total, u_later in zip(snapshot, counts.tolist(), total, later):
+        if m.momentum is None and n0 + u_total == 0:  # a cumulative average of nothing yet: unchanged
+            parts += [m.running_mean * 0, m.running_var * 0]
+            starts += [mean0 / world_size(), var0 / world_size()]
+            continue
         if m.momentum is None:  # cumulative: s = (n0 s0 + sum of the batches' statistics) / (n0 + U)
             parts += [
                 ((n0 + u) * m.running_mean - n0 * mean0) / (n0 + u_total),
@@ -292,19 +300,26 @@ def together(what: str) -> Iterator[None]:
 
 
 def collective_failure(exc: BaseException, timeout_s: float | None = None) -> str | None:
-    """For an error raised by a collective (another rank died, or none answered in time): None when a peer went
-    away (it reports its own error), or the one line to print for a timeout. Raises nothing; `exc` of another kind
-    gives "" (not a collective's)."""
+    """What to say for an error raised by a collective: None when a peer went away (it reports its own error, or the
+    launcher reports how it died), the line for a timeout, or a line with the collective's own error (a backend's
+    failure on this rank). "" for an error that is not a collective's."""
     text = str(exc)
     distributed = isinstance(exc, getattr(dist, "DistError", ())) or (
         isinstance(exc, RuntimeError) and re.search(r"gloo|nccl|connection|peer", text, re.IGNORECASE) is not None
     )
     if not distributed or world_size() == 1:
         return ""
+    where = f"rank {rank()} of {world_size()}"
     if re.search(r"time(d)? ?out", text, re.IGNORECASE):
         limit = f" (device.timeout_s={timeout_s:g})" if timeout_s is not None else ""
-        return (
-            f"rank {rank()} of {world_size()}: the other processes did not answer in time{limit}; one of them is stuck "
-            "or has died without a word"
-        )
-    return None
+        return f"{where}: the other processes did not answer in time{limit}; one is stuck or has died without a word"
+    if re.search(r"closed by peer|connection reset|broken pipe|remote (worker|process)", text, re.IGNORECASE):
+        return None
+    first = (text.strip().splitlines() or [type(exc).__name__])[0]
+    return f"{where}: a collective operation failed: {first}"
+
+
+def barrier() -> None:
+    """Wait until every rank is here (e.g. until rank 0's files are written)."""
+    if _active():
+        dist.barrier()

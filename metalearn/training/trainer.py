@@ -147,7 +147,8 @@ class Trainer:
         `precision`: device.precision, the dtype of the forward passes (metalearn.execution.precision)."""
         run = _Run(self, learner, sampler, Path(run_dir), config_yaml, choices, faults or Faults.from_env(), precision)
         if resume_from is not None:
-            remove_stale_temporaries(run.ckpt_dir)  # the run directory is ours: a .tmp is from a killed write
+            if ranks.is_primary():  # the run directory is ours: a .tmp is from a killed write
+                remove_stale_temporaries(run.ckpt_dir)
             run.restore(resume_from, resume_path or run.ckpt_dir / "last.pt")
         if ranks.is_primary():  # the only process that writes the run's files
             _truncate_metrics(run.metrics_path, run.state.metrics_bytes, run.state.metrics_rows)

@@ -61,6 +61,22 @@ def scores_come_back_in_episode_order() -> None:
     assert ranks.gather_in_order(chunks) == {"accuracy": [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]}
 
 
+def a_cumulative_average_of_nothing_stays_as_it_was() -> None:
+    layer = nn.BatchNorm2d(3, momentum=None)
+    ranks.sync_batch_norm(ranks.batch_norm_snapshot(layer))  # no rank updated it
+    assert torch.equal(layer.running_mean, torch.zeros(3)) and torch.equal(layer.running_var, torch.ones(3))
+
+
+def collective_errors_are_told_apart() -> None:
+    gone = RuntimeError("[gloo/transport/tcp/pair.cc:561] Connection closed by peer [127.0.0.1]:39310.")
+    assert ranks.collective_failure(gone, 5.0) is None  # the peer that went says why
+    late = RuntimeError("[gloo] Timed out waiting 5000ms for recv operation to complete")
+    assert "did not answer in time (device.timeout_s=5)" in ranks.collective_failure(late, 5.0)
+    own = RuntimeError("NCCL error in: ProcessGroupNCCL.cpp, unhandled cuda error")
+    assert ranks.collective_failure(own) == f"rank {ranks.rank()} of 2: a collective operation failed: {own}"
+    assert ranks.collective_failure(ValueError("not a collective's")) == ""
+
+
 def agreement_and_failures() -> None:
     assert ranks.largest(ranks.rank() * 7) == 7
     assert ranks.all_ranks(ranks.rank()) == [0, 1]
@@ -83,6 +99,8 @@ if __name__ == "__main__":
         batch_norm_statistics_equal_one_process_in_task_order,
         gradients_are_those_of_the_meta_batch_mean,
         scores_come_back_in_episode_order,
+        a_cumulative_average_of_nothing_stays_as_it_was,
+        collective_errors_are_told_apart,
         agreement_and_failures,
     ):
         check()

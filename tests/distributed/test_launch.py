@@ -90,3 +90,17 @@ def test_the_multi_gpu_slurm_preset_starts_one_task_per_gpu() -> None:
     assert launcher._target_.endswith("SlurmLauncher")
     assert (launcher.nodes, launcher.gpus_per_node, launcher.tasks_per_node) == (2, 8, 8)
     assert launcher.cpus_per_task == 8 and launcher.timeout_min == 240  # the rest is the slurm preset's
+
+
+def test_several_processes_refuse_another_config_name(monkeypatch: pytest.MonkeyPatch, capsys) -> None:  # noqa: ANN001
+    from metalearn import cli
+
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setattr("sys.argv", ["metalearn", "--config-name", "mine"])
+    with pytest.raises(SystemExit) as stop:
+        cli.main()
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.strip() == (
+        "Error: several processes (torchrun, srun) run metalearn's own config; remove --config-name"
+    )

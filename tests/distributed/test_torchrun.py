@@ -166,8 +166,8 @@ def test_a_stuck_process_ends_the_run_with_one_message_instead_of_a_hang(tmp_pat
     )  # fmt: skip
     assert done.returncode != 0
     assert errors(done.stderr) == [
-        "Error: rank 0 of 2: the other processes did not answer in time (device.timeout_s=3); one of them is stuck "
-        "or has died without a word"
+        "Error: rank 0 of 2: the other processes did not answer in time (device.timeout_s=3); one is stuck or has "
+        "died without a word"
     ]
 
 

@@ -94,6 +94,20 @@ def test_fp16_loss_scaling_unscales_the_step_and_skips_one_that_overflows() -> N
     assert all(p.grad is None for p in learner.parameters()) and scaler.get_scale() == 2.0**9
 
 
+def test_fp16_stops_skipping_once_the_scale_falls_below_one() -> None:
+    """A gradient that is not finite at any scale: the skipped steps lower the scale, and below 1 the gradient is
+    left in place for the trainer's check to stop the run (instead of skipping silently for ever)."""
+    learner = MAML(Conv4((1, 16, 16), hidden_channels=4), "classification", n_way=2, inner_steps=1)
+    scaler, opt = torch.amp.GradScaler("cpu", init_scale=2.0), torch.optim.SGD(learner.parameters(), lr=0.1)
+    poisoned = lambda: _step(sum(p.sum() for p in learner.parameters()) * float("nan"))
+    with precision.loss_scaling(scaler):
+        learner.outer_update(poisoned(), opt, grad_clip=None)  # scale 2 -> 1: skipped, gradient dropped
+        assert all(p.grad is None for p in learner.parameters())
+        learner.outer_update(poisoned(), opt, grad_clip=None)  # 1 -> 0.5: the gradient stays
+    assert scaler.get_scale() == 0.5
+    assert not all(bool(p.grad.isfinite().all()) for p in learner.parameters())
+
+
 def _step(loss: torch.Tensor):  # noqa: ANN202
     from metalearn.algorithms.base import StepOutput
 
