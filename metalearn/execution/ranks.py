@@ -286,17 +286,21 @@ def together(what: str) -> Iterator[None]:
     if not _active():
         yield
         return
-    failure: Exception | None = None
+    failure: BaseException | None = None
     try:
         yield
-    except Exception as exc:  # noqa: BLE001 - re-raised below, on the rank that reports it
+    except BaseException as exc:  # noqa: BLE001 - re-raised below (a signal on one rank too), on the reporting rank
         failure = exc
-    failed = [r for r, failed in enumerate(all_ranks(failure is not None)) if failed]
+    states = all_ranks((failure is not None, isinstance(failure, KeyboardInterrupt)))
+    failed = [r for r, (has_failed, _) in enumerate(states) if has_failed]
     if not failed:
         return
-    if failure is not None and rank() == failed[0]:
+    first = failed[0]
+    if failure is not None and rank() == first:
         raise agreed(failure)
-    raise PeerFailed(f"rank {failed[0]} failed while {what}")
+    if states[first][1] and rank() == 0:  # a signal reached that rank alone: it says nothing of it (rank 0 speaks)
+        raise agreed(MetalearnError(f"rank {first} was stopped by a signal while {what}"))
+    raise PeerFailed(f"rank {first} failed while {what}")
 
 
 def collective_failure(exc: BaseException, timeout_s: float | None = None) -> str | None:

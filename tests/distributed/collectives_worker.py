@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from metalearn.errors import MetalearnError
 from metalearn.execution import ranks
 
 
@@ -91,6 +92,15 @@ def agreement_and_failures() -> None:
         assert ranks.rank() == 0 and "rank 1 failed while building" in str(exc)
     else:
         raise AssertionError("together() let a failure pass")
+    try:  # a signal that reaches rank 1 alone: rank 0 says so (rank 1, not rank 0, stays silent about signals)
+        with ranks.together("building"):
+            if ranks.rank() == 1:
+                raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        assert ranks.rank() == 1
+    except MetalearnError as exc:
+        assert ranks.rank() == 0 and str(exc) == "rank 1 was stopped by a signal while building"
+        assert not getattr(exc, "quiet", False)
 
 
 if __name__ == "__main__":
