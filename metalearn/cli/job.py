@@ -24,7 +24,7 @@ def job(cfg: DictConfig) -> float | None:
     traceback). SIGINT / SIGTERM stop a sweep too, after the job's checkpoint."""
     from hydra.types import RunMode
 
-    from metalearn.config.groups.run import DeviceConfig
+    from metalearn.cli.processes import collective_timeout
     from metalearn.errors import RunDirError
     from metalearn.execution import ranks
     from metalearn.files import record_failure
@@ -37,7 +37,7 @@ def job(cfg: DictConfig) -> float | None:
     overrides = [str(o) for o in OmegaConf.to_container(hydra_cfg.overrides.task, resolve=False)]  # type: ignore[union-attr]
     if hydra_cfg.mode == RunMode.MULTIRUN:
         share_cpus(hydra_cfg)
-    timeout_s = float(OmegaConf.select(cfg, "device.timeout_s", default=DeviceConfig.timeout_s))
+    timeout_s = collective_timeout(cfg)
     try:
         with handle_signals():
             # a job of several processes (torchrun, srun, a SLURM launcher's tasks): rank 0 speaks and writes
@@ -64,7 +64,9 @@ def job(cfg: DictConfig) -> float | None:
             ranks.end_together(exc)
             if full_errors():
                 raise
-            sys.exit(1)
+            if hydra_cfg.mode != RunMode.MULTIRUN:
+                sys.exit(1)
+            return None  # as any failed job of a sweep: the sweep goes on
         message, code = (stated, 1) if stated else one_line(exc)
         if ranks.rank() > 0 and not stated:  # a failure of one process other than rank 0: say which
             message = f"rank {ranks.rank()} of {ranks.world_size()}: {message}"

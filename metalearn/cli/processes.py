@@ -16,16 +16,21 @@ from metalearn.launch import Launch
 DEFAULT_TIMEOUT_S = DeviceConfig.timeout_s  # until the config is composed
 
 
+def collective_timeout(cfg: DictConfig) -> float:
+    """device.timeout_s of a composed config, or its default where it is not a number (validation says so)."""
+    try:
+        return float(OmegaConf.select(cfg, "device.timeout_s", default=DEFAULT_TIMEOUT_S))
+    except (TypeError, ValueError):
+        return DEFAULT_TIMEOUT_S
+
+
 def start_processes(cfg: DictConfig, launch: Launch, message: Callable[[Exception], str]) -> None:
     """Join the other processes of `launch` (collectives time out after device.timeout_s); rank 0 takes the run
     directory of the composed `cfg` and tells the others which it is, or that it failed (then every process ends,
     rank 0 with the one error line). `message` turns an exception into that line."""
     from metalearn.execution import ranks
 
-    try:
-        timeout_s = float(OmegaConf.select(cfg, "device.timeout_s", default=DEFAULT_TIMEOUT_S))
-    except (TypeError, ValueError):  # the run's validation says what is wrong with it
-        timeout_s = DEFAULT_TIMEOUT_S
+    timeout_s = collective_timeout(cfg)
     problem = None
     if launch.rank == 0:
         try:

@@ -26,7 +26,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from metalearn.errors import ConfigError, MetalearnError
-from metalearn.launch import launch_from_env, rendezvous
+from metalearn.launch import Launch, launch_from_env, rendezvous
 
 
 # --- the process group --------------------------------------------------------------------------------------------
@@ -46,7 +46,7 @@ def join(timeout_s: float) -> bool:
         os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"] = addr, str(port)
     cuda = torch.cuda.is_available()
     if cuda:
-        torch.cuda.set_device(launch.local_rank % torch.cuda.device_count())  # as local_rank() says
+        torch.cuda.set_device(_gpu_of(launch))
     dist.init_process_group(
         "cpu:gloo,cuda:nccl" if cuda else "gloo",
         init_method="env://",
@@ -80,13 +80,16 @@ def is_primary() -> bool:
     return rank() == 0
 
 
-def local_rank() -> int:
-    """The CUDA device this process takes: its rank on its machine, modulo the devices it sees (a launcher that
-    gives each task one GPU leaves each of them device 0)."""
-    if not _active():
-        return 0
+def _gpu_of(launch: Launch) -> int:
+    """The CUDA device a process of `launch` takes: its rank on its machine, modulo the devices it sees (a launcher
+    that gives each task one GPU leaves each of them device 0)."""
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    return launch_from_env().local_rank % count if count else launch_from_env().local_rank
+    return launch.local_rank % count if count else launch.local_rank
+
+
+def local_rank() -> int:
+    """The CUDA device this process takes (0 for a lone process)."""
+    return _gpu_of(launch_from_env()) if _active() else 0
 
 
 # --- splitting and combining --------------------------------------------------------------------------------------
