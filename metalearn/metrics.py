@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 # metrics where a lower value is better; every other one (accuracy, return) is better higher
-LOWER_IS_BETTER = frozenset({"mse", "mae", "loss", "nll", "error"})
+LOWER_IS_BETTER = frozenset({"mse", "mae", "loss", "nll", "error", "regret"})
 
 
 def lower_is_better(metric: str | None) -> bool:

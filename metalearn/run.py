@@ -176,6 +176,8 @@ def _build(cfg: DictConfig) -> Components:
     backbone = build(cfg.model, input_shape=data.input_shape)
     # a pre-training head's classes default to the training split's (algorithm.train_classes=null)
     extra = {"train_classes": sampler.num_classes} if cfg.algorithm.get("train_classes", 0) is None else {}
+    if data.task == "reinforcement":
+        extra["family"] = data  # a policy's kind of actions and the family's own metric (regret) come from it
     # the output size: the classes of an episode, or the actions of a task family (sampler=tasks)
     learner = build(cfg.algorithm, backbone=backbone, task=data.task, n_way=sampler.n_way, **extra).to(device)
     steps = getattr(learner, "inner_steps", 1)

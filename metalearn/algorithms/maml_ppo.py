@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
@@ -17,8 +19,8 @@ class MAMLPPO(MAMLTRPO):
     trajectories. Rothfuss et al. (ProMP, 2019) meta-train MAML this way.
 
     Args:
-        backbone, task, n_way, inner_lr, inner_steps, eval_inner_steps, first_order, gamma, gae_lambda, init_std,
-            batching: as MAMLTRPO.
+        backbone, task, n_way, inner_lr, inner_steps, eval_inner_steps, eval_later_lr, first_order, gamma,
+            gae_lambda, init_std, batching, family: as MAMLTRPO.
         ppo_epochs (int, 5): optimiser steps per meta-iteration on the clipped surrogate.
         clip_ratio (float, 0.2): the probability ratio's clipping range.
 
@@ -35,6 +37,7 @@ class MAMLPPO(MAMLTRPO):
         inner_lr: float = 0.1,
         inner_steps: int = 1,
         eval_inner_steps: int = 3,
+        eval_later_lr: float | None = None,
         first_order: bool = False,
         gamma: float = 0.99,
         gae_lambda: float = 1.0,
@@ -42,6 +45,7 @@ class MAMLPPO(MAMLTRPO):
         clip_ratio: float = 0.2,
         init_std: float = 1.0,
         batching: str = "auto",
+        family: Any = None,
     ) -> None:
         super().__init__(
             backbone,
@@ -50,11 +54,13 @@ class MAMLPPO(MAMLTRPO):
             inner_lr=inner_lr,
             inner_steps=inner_steps,
             eval_inner_steps=eval_inner_steps,
+            eval_later_lr=eval_later_lr,
             first_order=first_order,
             gamma=gamma,
             gae_lambda=gae_lambda,
             init_std=init_std,
             batching=batching,
+            family=family,
         )
         self.ppo_epochs, self.clip_ratio = ppo_epochs, clip_ratio
 

@@ -1,5 +1,6 @@
 """Policy-gradient pieces for meta-RL, as pure tensor functions: vectorised rollouts, discounted returns, the linear
-feature baseline, generalised advantage estimation and the diagonal-Gaussian policy's log-density and KL.
+feature baseline, generalised advantage estimation, and the two action distributions (a diagonal Gaussian for
+continuous actions, a categorical for discrete ones) with their log-densities and KLs.
 
 Trajectories of B tasks x N trajectories x H steps are tensors [B, N, H, ...]; `mask` [B, N, H] is 1 for the steps
 that happened (0 after a trajectory ended early), and every mean over steps is a masked mean.
@@ -14,8 +15,8 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
-#: a policy: observations [B, N, D] -> (action means [B, N, A], log standard deviations broadcastable to them)
-Policy = Callable[[Tensor], tuple[Tensor, Tensor]]
+#: a policy: observations [B, N, D] -> its action distribution's outputs, each [B, N, A] (ActionDistribution)
+Policy = Callable[[Tensor], tuple[Tensor, ...]]
 
 
 @dataclass
@@ -32,15 +33,21 @@ class Trajectories:
         return self.rewards.sum(-1).mean(-1)
 
 
-def rollout(env: Any, goals: Tensor, policy: Policy, noise: Tensor, seeds: Tensor | None = None) -> Trajectories:
-    """Trajectories of `env.horizon` steps in each task (goals [B, P]) with actions mean + std * noise from the
-    Gaussian `policy` (noise [H, B, N, A]: N trajectories per task), every task and trajectory stepping at once;
-    seeds [B] seed the environments' initial states where they are random."""
+def rollout(
+    env: Any,
+    goals: Tensor,
+    policy: Policy,
+    distribution: "ActionDistribution",
+    noise: Tensor,
+    seeds: Tensor | None = None,
+) -> Trajectories:
+    """Trajectories of `env.horizon` steps in each task (goals [B, P]) with actions drawn from `policy`'s
+    `distribution` by the standard normal `noise` [H, B, N, A] (N trajectories per task), every task and trajectory
+    stepping at once; seeds [B] seed the environments' random draws (initial states, stochastic rewards)."""
     state, done = env.reset(goals, noise.shape[2], seeds)
     observations, actions, rewards, masks = [], [], [], []
     for t in range(env.horizon):
-        mean, log_std = policy(state)
-        action = mean + log_std.exp() * noise[t]
+        action = distribution.sample(policy(state), noise[t])
         masks.append((~done).to(state.dtype))
         observations.append(state)
         actions.append(action)
@@ -60,6 +67,73 @@ def gaussian_kl(mean_p: Tensor, log_std_p: Tensor, mean_q: Tensor, log_std_q: Te
     """KL(p || q) of diagonal Gaussians, summed over the action dimensions: [..., A] -> [...]."""
     var_p, var_q = torch.exp(2 * log_std_p), torch.exp(2 * log_std_q)
     return (log_std_q - log_std_p + (var_p + (mean_p - mean_q).pow(2)) / (2 * var_q) - 0.5).sum(-1)
+
+
+def categorical_log_prob(logits: Tensor, actions: Tensor) -> Tensor:
+    """log p(actions) under softmax(logits), for one-hot actions: [..., A] -> [...]."""
+    return (torch.log_softmax(logits, -1) * actions).sum(-1)
+
+
+def categorical_kl(logits_p: Tensor, logits_q: Tensor) -> Tensor:
+    """KL(p || q) of the categoricals softmax(logits_p), softmax(logits_q): [..., A] -> [...]."""
+    log_p, log_q = torch.log_softmax(logits_p, -1), torch.log_softmax(logits_q, -1)
+    return (log_p.exp() * (log_p - log_q)).sum(-1)
+
+
+class ActionDistribution:
+    """How a policy's outputs become actions: `sample` (from standard normal noise, so a rollout is fixed by its
+    seed), `log_prob` and `kl`. Outputs are a tuple of tensors [..., A]; actions are [..., A]."""
+
+    #: "continuous" or "discrete": the action spaces the distribution serves
+    kind: str
+
+    def sample(self, outputs: tuple[Tensor, ...], noise: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def log_prob(self, outputs: tuple[Tensor, ...], actions: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def kl(self, old: tuple[Tensor, ...], new: tuple[Tensor, ...]) -> Tensor:
+        raise NotImplementedError
+
+
+class DiagonalGaussian(ActionDistribution):
+    """Outputs (means, log standard deviations), each [..., A]; an action is mean + std * noise."""
+
+    kind = "continuous"
+
+    def sample(self, outputs: tuple[Tensor, ...], noise: Tensor) -> Tensor:
+        mean, log_std = outputs
+        return mean + log_std.exp() * noise
+
+    def log_prob(self, outputs: tuple[Tensor, ...], actions: Tensor) -> Tensor:
+        return gaussian_log_prob(*outputs, actions)
+
+    def kl(self, old: tuple[Tensor, ...], new: tuple[Tensor, ...]) -> Tensor:
+        return gaussian_kl(*old, *new)
+
+
+class Categorical(ActionDistribution):
+    """Outputs (logits,) [..., A]; an action is the one-hot vector of argmax(logits + Gumbel noise) (the Gumbel-max
+    trick, exact sampling from softmax(logits)), the Gumbel noise -log(-log u) made from the standard normal noise
+    through u = Phi(noise)."""
+
+    kind = "discrete"
+
+    def sample(self, outputs: tuple[Tensor, ...], noise: Tensor) -> Tensor:
+        (logits,) = outputs
+        uniform = torch.special.ndtr(noise.to(logits.dtype)).clamp(1e-12, 1 - 1e-7)
+        choice = (logits - torch.log(-torch.log(uniform))).argmax(-1)
+        return torch.nn.functional.one_hot(choice, logits.shape[-1]).to(logits.dtype)
+
+    def log_prob(self, outputs: tuple[Tensor, ...], actions: Tensor) -> Tensor:
+        return categorical_log_prob(*outputs, actions)
+
+    def kl(self, old: tuple[Tensor, ...], new: tuple[Tensor, ...]) -> Tensor:
+        return categorical_kl(*old, *new)
+
+
+DISTRIBUTIONS: dict[str, ActionDistribution] = {"continuous": DiagonalGaussian(), "discrete": Categorical()}
 
 
 def masked_mean(values: Tensor, mask: Tensor, dims: tuple[int, ...]) -> Tensor:

@@ -29,6 +29,7 @@ SCHEMAS: dict[str, dict[str, type[Schema]]] = {
         dataset.SinusoidConfig,
         dataset.OmniglotConfig,
         dataset.Navigation2DConfig,
+        dataset.BanditConfig,
         dataset.GymConfig,
         *image_data.SCHEMAS,
     ),

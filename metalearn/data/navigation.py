@@ -1,10 +1,10 @@
 """`navigation2d`: the 2D navigation task family of Finn et al. 2017 (MAML, section 5.3), as tensors.
 
-A point agent starts at the origin; each step its action (a velocity, clipped to [-limit, limit] per coordinate)
-moves it, and the reward is minus its distance to the task's goal, drawn uniformly from [low, high]^2 per task.
-A trajectory ends after `horizon` steps, or once the agent is within 0.01 of the goal in both coordinates
-(from then on it collects no reward), as in the environment of the MAML-RL code (cbfinn/maml_rl,
-point_env_randgoal.py) that the published returns come from.
+A point agent starts at the origin; each step its action (a velocity, times `action_scale`, clipped to
+[-limit, limit] per coordinate) moves it, and the reward is minus its distance to the task's goal, drawn uniformly
+from [low, high]^2 per task. A trajectory ends after `horizon` steps, or once the agent is within 0.01 of the goal
+in both coordinates (from then on it collects no reward), as in the environment of the MAML-RL code
+(cbfinn/maml_rl, point_env_randgoal.py) that the published returns come from.
 
 Every task and trajectory steps at once: states are [tasks, trajectories, 2] tensors on any device, so a
 meta-batch of 20 tasks x 20 trajectories is one tensor operation per time step, not 400 Python environments.
@@ -26,6 +26,9 @@ class Navigation2D:
     Args:
         goal_low, goal_high (float, -0.5, 0.5): goals are drawn from U[goal_low, goal_high]^2.
         action_limit (float, 0.1): each action coordinate is clipped to [-action_limit, action_limit].
+        action_scale (float, 1.0): actions are multiplied by it before the clipping. The MAML-RL code wraps the
+            environment in rllab's `normalize`, which maps the policy's [-1, 1] onto the action bounds: its agent
+            moves by clip(0.1 a, -0.1, 0.1), action_scale=0.1 here (experiment=maml_trpo_navigation2d).
         horizon (int, 100): steps per trajectory.
         reward (str, "distance"): minus the Euclidean distance to the goal (the MAML-RL code, and the returns
             published from it), or "squared_distance" (minus its square, as Finn et al.'s text words it).
@@ -39,6 +42,7 @@ class Navigation2D:
     goal_low: float = -0.5
     goal_high: float = 0.5
     action_limit: float = 0.1
+    action_scale: float = 1.0
     horizon: int = 100
     reward: str = "distance"
 
@@ -61,7 +65,7 @@ class Navigation2D:
     def step(self, states: Tensor, actions: Tensor, goals: Tensor, done: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """One step of every trajectory: (next states, rewards, done). Finished trajectories stay where they are
         and collect zero reward."""
-        moved = states + actions.clamp(-self.action_limit, self.action_limit)
+        moved = states + (self.action_scale * actions).clamp(-self.action_limit, self.action_limit)
         states = torch.where(done[..., None], states, moved)
         offset = states - goals[:, None, :]
         squared = offset.pow(2).sum(-1)

@@ -62,9 +62,12 @@ class TaskSampler(SeededStreams):
     """Draws meta-batches of tasks from a reinforcement-learning task family.
 
     Args:
-        data: a task family (`task == "reinforcement"`) with sample_tasks(n, generator), action_dim and horizon.
+        data: a task family (`task == "reinforcement"`) with sample_tasks(n, generator), action_dim and horizon
+            (and sample_tasks(n, generator, split) where `split_tasks` is true).
         tasks_per_batch (int, 20): tasks per meta-batch (MAML's navigation: 20).
         trajectories (int, 20): trajectories rolled out per task for each adaptation step and for the outer loss.
+        eval_trajectories (int | None, None): trajectories per adaptation step on the validation and test tasks
+            (Finn et al. 2017 evaluate with 40); None: `trajectories`.
         val_tasks (int, 40), test_tasks (int, 100): the fixed validation and test tasks.
         eval_batch_size (int, 50): tasks evaluated at once (memory only, not results).
         seed (int, 0): the training tasks; eval_seed (int, 0): the fixed tasks, the same in every run.
@@ -80,6 +83,7 @@ class TaskSampler(SeededStreams):
         data: Any,
         tasks_per_batch: int = 20,
         trajectories: int = 20,
+        eval_trajectories: int | None = None,
         val_tasks: int = 40,
         test_tasks: int = 100,
         eval_batch_size: int = 50,
@@ -95,6 +99,7 @@ class TaskSampler(SeededStreams):
         super().__init__(seed, eval_seed)
         self.data = data
         self.tasks_per_batch, self.trajectories = tasks_per_batch, trajectories
+        self.eval_trajectories = eval_trajectories or trajectories
         self.n_way = data.action_dim
         self.k_shot = self.q_query = trajectories
         self.num_episodes = {"val": val_tasks, "test": test_tasks}
@@ -102,22 +107,25 @@ class TaskSampler(SeededStreams):
         self._fixed: dict[str, TaskBatch] = {}
 
     def describe_shape(self) -> str:
-        """For the summary line: `tasks, 20 trajectories of 100 steps per adaptation step`."""
-        return f"tasks, {self.trajectories} trajectories of {self.data.horizon} steps per adaptation step"
+        """For the evaluation's summary line: `tasks, 20 trajectories of 100 steps per adaptation step`."""
+        return f"tasks, {self.eval_trajectories} trajectories of {self.data.horizon} steps per adaptation step"
 
-    def _batch(self, n: int, gen: torch.Generator) -> TaskBatch:
-        params = self.data.sample_tasks(n, gen).to(self.device)
-        return TaskBatch(params, self.data, self.trajectories, torch.randint(_SEED_RANGE, (n,), generator=gen))
+    def _batch(self, n: int, gen: torch.Generator, trajectories: int, split: str) -> TaskBatch:
+        # a family with held-out test tasks (Meta-World) draws each split's tasks from its own set
+        split_args = (split,) if getattr(self.data, "split_tasks", False) else ()
+        params = self.data.sample_tasks(n, gen, *split_args).to(self.device)
+        return TaskBatch(params, self.data, trajectories, torch.randint(_SEED_RANGE, (n,), generator=gen))
 
     def train_batch(self) -> TaskBatch:
         """The next meta-batch of training tasks."""
-        return self._batch(self.tasks_per_batch, self.generator)
+        return self._batch(self.tasks_per_batch, self.generator, self.trajectories, "train")
 
     def eval_batches(self, split: str) -> Iterator[TaskBatch]:
         """The fixed validation or test tasks, with their fixed rollout seeds, in chunks of eval_batch_size."""
         if split not in self._fixed:
             gen = self.eval_generator(split)
-            self._fixed[split] = self._batch(self.num_episodes[split], gen)  # drawn at once: chunks change nothing
+            # drawn at once: chunks change nothing
+            self._fixed[split] = self._batch(self.num_episodes[split], gen, self.eval_trajectories, split)
         fixed = self._fixed[split]
         for start in range(0, len(fixed), self.eval_batch_size):
             yield fixed.part(start, start + self.eval_batch_size)

@@ -16,7 +16,12 @@ from metalearn.config.registry import RUNTIME_ARGUMENTS, SCHEMAS, schema_default
 
 TARGETS = [(group, target, schema) for group, by_target in SCHEMAS.items() for target, schema in by_target.items()]
 # constructor parameters that are not config keys: what a task source reports about itself
-NOT_KEYS = {"metalearn.data.sinusoid.SinusoidTasks": {"name", "task", "input_shape"}}
+NOT_KEYS = {
+    "metalearn.data.sinusoid.SinusoidTasks": {"name", "task", "input_shape"},
+    # the task family, which run._build gives the reinforcement-learning learners at run time
+    "metalearn.algorithms.maml_trpo.MAMLTRPO": {"family"},
+    "metalearn.algorithms.maml_ppo.MAMLPPO": {"family"},
+}
 
 
 def _plain(value):

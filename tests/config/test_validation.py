@@ -65,6 +65,8 @@ PARTNERS = {
     **{choice: REINFORCEMENT for choice in REINFORCEMENT},
     "dataset=half_cheetah_vel": REINFORCEMENT,
     "dataset=half_cheetah_dir": REINFORCEMENT,
+    "dataset=bandit": REINFORCEMENT,
+    "dataset=metaworld_ml1": REINFORCEMENT,
     "dataset=gym": [*REINFORCEMENT, "dataset.env=CartPole-v1"],
     "dataset=video": ["dataset.splits=my-splits"],
 }

@@ -28,6 +28,7 @@ ALGORITHMS = {
         "dataset.horizon=10",
         "sampler.tasks_per_batch=3",
         "sampler.trajectories=3",
+        "sampler.eval_trajectories=4",
         "sampler.val_tasks=3",
         "sampler.test_tasks=5",
         "model.hidden_sizes=[8,8]",

@@ -49,6 +49,46 @@ def line_walk(**kwargs) -> LineWalk:
     return LineWalk(**kwargs)
 
 
+class PickArm(gym.Env):
+    """A user's environment of discrete actions: reward 1 for pulling the task's arm, 0 otherwise."""
+
+    observation_space = gym.spaces.Box(0, 1, (1,), np.float32)
+    action_space = gym.spaces.Discrete(3)
+
+    def sample_tasks(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        return rng.integers(0, 3, size=(n, 1))
+
+    def set_task(self, task: np.ndarray) -> None:
+        self.arm = int(task[0])
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.ones(1, dtype=np.float32), {}
+
+    def step(self, action):
+        assert isinstance(action, (int, np.integer))  # the index of the one-hot action
+        return np.ones(1, dtype=np.float32), float(action == self.arm), False, False, {}
+
+
+def pick_arm() -> PickArm:
+    return PickArm()
+
+
+def test_adapter_takes_discrete_action_spaces_with_a_categorical_policy():
+    family = GymTaskFamily(f"{__name__}:pick_arm", horizon=2)
+    assert family.actions == "discrete" and family.action_dim == 3
+    tasks = torch.tensor([[2.0], [0.0]])
+    obs, done = family.reset(tasks, 1)
+    one_hot = torch.tensor([[[0.0, 0.0, 1.0]], [[0.0, 1.0, 0.0]]])
+    _, reward, _ = family.step(obs, one_hot, tasks, done)
+    assert reward.view(-1).tolist() == [1.0, 0.0]
+    learner = MAMLTRPO(MLP((1,), [4], activation="tanh"), "reinforcement", 3, batching="loop", family=family)
+    assert "log_std" not in learner.theta()
+    out = learner.meta_loss(TaskSampler(family, tasks_per_batch=2, trajectories=3).train_batch())
+    learner.outer_update(out, None, None)
+    assert 0 <= out.metrics["return_before"] <= 2 and 0 <= out.metrics["kl"] <= 0.01
+
+
 def test_adapter_steps_a_user_environment_per_task_and_trajectory():
     family = GymTaskFamily(f"{__name__}:line_walk", horizon=4, env_kwargs={"start": 0.25})
     assert family.input_shape == (1,) and family.action_dim == 1
@@ -117,3 +157,23 @@ def test_half_cheetah_rewards_are_the_papers():
         env.reset(seed=0)
         _, reward, _, _, info = env.step(action)
         assert reward == pytest.approx(progress(info["x_velocity"]) - CONTROL_COST * 6 * 0.25)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("metaworld") is None, reason='needs pip install "metalearn[metaworld]"')
+def test_metaworld_ml1_draws_held_out_test_tasks_and_each_task_has_its_own_goal():
+    family = GymTaskFamily("metalearn.data.metaworld_family:ml1", horizon=3, env_kwargs={"task_name": "reach-v3"})
+    assert family.split_tasks and family.actions == "continuous" and family.action_dim == 4
+    sampler = TaskSampler(family, tasks_per_batch=2, trajectories=1, val_tasks=2, test_tasks=3)
+    train, val, test = sampler.train_batch(), next(sampler.eval_batches("val")), next(sampler.eval_batches("test"))
+    assert train.params[:, 1].tolist() == [0, 0] and val.params[:, 1].tolist() == [0, 0]
+    assert test.params[:, 1].tolist() == [1, 1, 1]  # Meta-World's held-out goals
+    tasks = torch.tensor([[0.0, 0.0], [5.0, 1.0]])
+    obs, done = family.reset(tasks, 1, seeds=torch.tensor([1, 1]))
+    _, reward, _ = family.step(obs, torch.zeros(2, 1, 4), tasks, done)
+    assert reward[0, 0] != reward[1, 0]  # the same arm, the same action: two goals, two rewards
+    learner = MAMLTRPO(MLP((39,), [8], activation="tanh"), "reinforcement", 4, batching="loop", family=family)
+    out = learner.meta_loss(train)
+    learner.outer_update(out, None, None)
+    assert out.metrics["return_before"] > 0 and 0 <= out.metrics["kl"] <= 0.01
+    with pytest.raises(ConfigError, match="is not a Meta-World ML1 task"):
+        GymTaskFamily("metalearn.data.metaworld_family:ml1", env_kwargs={"task_name": "fly-v3"})

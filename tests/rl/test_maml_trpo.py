@@ -117,6 +117,11 @@ def test_a_short_meta_training_makes_one_step_of_adaptation_pay():
         ),
         (["experiment=maml_trpo_navigation2d", "algorithm=maml_ppo", "algorithm.gamma=2"], "algorithm.gamma"),
         (["algorithm=maml_ppo"], "algorithm=maml_ppo learns policies"),
+        (["experiment=maml_trpo_bandit", "dataset.arms=1"], "dataset.arms"),
+        (["experiment=maml_trpo_navigation2d", "dataset.action_scale=0"], "dataset.action_scale"),
+        (["experiment=maml_trpo_navigation2d", "sampler.eval_trajectories=0"], "sampler.eval_trajectories"),
+        (["experiment=maml_trpo_navigation2d", "algorithm.eval_later_lr=-0.1"], "algorithm.eval_later_lr"),
+        (["dataset=bandit"], "needs sampler=tasks"),
     ],
 )
 def test_bad_reinforcement_settings_are_refused_in_one_line(overrides, message):
@@ -151,4 +156,4 @@ def test_ppo_outer_update_steps_the_optimiser_and_stays_near_the_old_policy():
 
 def test_a_gym_family_without_its_environment_is_refused():
     with pytest.raises(ConfigError, match="dataset.env is not set"):
-        validate_config(compose_config(["experiment=maml_trpo_navigation2d", "dataset=gym"])[0])
+        validate_config(compose_config(["dataset=gym", "sampler=tasks", "model=policy_mlp", "algorithm=maml_trpo"])[0])

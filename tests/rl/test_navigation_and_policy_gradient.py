@@ -40,6 +40,12 @@ def test_navigation_steps_clips_rewards_and_stops_at_the_goal():
         torch.zeros(1, 1, 2), torch.tensor([[[0.5, -0.05]]]), goals[:1], torch.zeros(1, 1, dtype=torch.bool)
     )
     assert reward.item() == pytest.approx(-0.0625, abs=1e-6)
+    # the MAML-RL code's rllab `normalize`: the action is scaled by 0.1, then clipped
+    scaled = Navigation2D(action_scale=0.1)
+    moved, _, _ = scaled.step(
+        torch.zeros(1, 1, 2), torch.tensor([[[0.5, -2.0]]]), goals[:1], torch.zeros(1, 1, dtype=torch.bool)
+    )
+    assert moved.view(-1).tolist() == pytest.approx([0.05, -0.1])
 
 
 def test_task_sampler_fixed_tasks_do_not_depend_on_the_chunking():
@@ -50,6 +56,26 @@ def test_task_sampler_fixed_tasks_do_not_depend_on_the_chunking():
     assert torch.equal(torch.cat([b.params for b in parts]), whole[0].params)
     assert torch.equal(torch.cat([b.noise(2) for b in parts], dim=1), whole[0].noise(2))
     assert not torch.equal(whole[0].noise(0), whole[0].noise(1))  # each rollout of a task has its own noise
+    more = TaskSampler(env, trajectories=5, eval_trajectories=9, test_tasks=7)
+    assert more.train_batch().trajectories == 5 and next(more.eval_batches("test")).trajectories == 9
+    assert next(more.eval_batches("test")).noise(0).shape == (100, 7, 9, 2)
+
+
+def test_evaluation_adapts_first_at_inner_lr_then_at_eval_later_lr(monkeypatch):
+    learner = MAMLTRPO(Identity(2), "reinforcement", 2, inner_lr=0.1, eval_later_lr=0.05, eval_inner_steps=3)
+    rates = []
+    adapt = learner.adapt
+
+    def spy(*args, **kwargs):
+        rates.append(args[7] if len(args) > 7 else kwargs.get("lr"))
+        return adapt(*args, **kwargs)
+
+    monkeypatch.setattr(learner, "adapt", spy)
+    sampler = TaskSampler(Navigation2D(horizon=3), trajectories=2, test_tasks=2)
+    scores = learner.score_batch(next(sampler.eval_batches("test")))
+    assert set(rates) == {0.1, 0.05} and rates.index(0.05) > rates.index(0.1)
+    assert rates.count(0.1) * 2 == rates.count(0.05)  # one first step, two later ones (each mapped over the tasks)
+    assert scores["return"].shape == (2,)
 
 
 def test_policy_gradient_step_matches_the_analytic_gradient_on_a_one_step_bandit():

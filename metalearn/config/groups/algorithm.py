@@ -288,65 +288,64 @@ class ReptileConfig(Schema):
 
 
 @dataclass
-class MAMLTRPOConfig(Schema):
-    """MAML-TRPO for reinforcement learning (metalearn.algorithms.maml_trpo.MAMLTRPO), MAML's 2D navigation settings."""
+class PolicyGradientConfig(Schema):
+    """The keys MAML's reinforcement-learning learners share: the inner policy-gradient steps, evaluation's steps,
+    the discounting and the policy's initial standard deviation."""
 
-    _target_: str = "metalearn.algorithms.maml_trpo.MAMLTRPO"
     REINFORCEMENT: ClassVar[bool] = True  # of reinforcement learning (validate._check_reinforcement)
     inner_lr: float = 0.1  # the inner vanilla policy-gradient step
     inner_steps: int = 1
     eval_inner_steps: int = 3  # evaluation: returns after 0..eval_inner_steps steps; the headline is the last
+    eval_later_lr: Optional[float] = None  # evaluation's steps after the first (Finn et al.: 0.05); None: inner_lr
     first_order: bool = False
     gamma: float = 0.99
     gae_lambda: float = 1.0
-    max_kl: float = 0.01  # TRPO's KL bound
-    cg_iterations: int = 10
-    cg_damping: float = 1e-5
-    line_search_steps: int = 15
-    backtrack_ratio: float = 0.8
     init_std: float = 1.0  # the Gaussian policy's initial standard deviation
     batching: str = "auto"  # vmap | loop | threads | auto (metalearn.execution)
 
     def check(self, prefix: str) -> None:
         positive(f"{prefix}.inner_lr", self.inner_lr)
+        if self.eval_later_lr is not None:
+            positive(f"{prefix}.eval_later_lr", self.eval_later_lr)
         at_least(f"{prefix}.inner_steps", self.inner_steps, 1)
         at_least(f"{prefix}.eval_inner_steps", self.eval_inner_steps, 0)
         check_discounting(prefix, self.gamma, self.gae_lambda)
-        for key in ("max_kl", "init_std"):
-            positive(f"{prefix}.{key}", getattr(self, key))
+        positive(f"{prefix}.init_std", self.init_std)
+        resolve_batching(self.batching, "transductive", prefix)
+
+
+@dataclass
+class MAMLTRPOConfig(PolicyGradientConfig):
+    """MAML-TRPO for reinforcement learning (metalearn.algorithms.maml_trpo.MAMLTRPO), MAML's 2D navigation settings."""
+
+    _target_: str = "metalearn.algorithms.maml_trpo.MAMLTRPO"
+    max_kl: float = 0.01  # TRPO's KL bound
+    cg_iterations: int = 10
+    cg_damping: float = 1e-5
+    line_search_steps: int = 15
+    backtrack_ratio: float = 0.8
+
+    def check(self, prefix: str) -> None:
+        super().check(prefix)
+        positive(f"{prefix}.max_kl", self.max_kl)
         at_least(f"{prefix}.cg_damping", self.cg_damping, 0)
         at_least(f"{prefix}.cg_iterations", self.cg_iterations, 1)
         at_least(f"{prefix}.line_search_steps", self.line_search_steps, 1)
         if not 0 < self.backtrack_ratio < 1:
             raise ConfigError(f"{prefix}.backtrack_ratio={self.backtrack_ratio} is invalid: must be in (0, 1)")
-        resolve_batching(self.batching, "transductive", prefix)
 
 
 @dataclass
-class MAMLPPOConfig(Schema):
+class MAMLPPOConfig(PolicyGradientConfig):
     """MAML-PPO for reinforcement learning (metalearn.algorithms.maml_ppo.MAMLPPO): the trainer's optimiser steps on
     PPO's clipped surrogate."""
 
     _target_: str = "metalearn.algorithms.maml_ppo.MAMLPPO"
-    REINFORCEMENT: ClassVar[bool] = True  # of reinforcement learning (validate._check_reinforcement)
-    inner_lr: float = 0.1
-    inner_steps: int = 1
-    eval_inner_steps: int = 3
-    first_order: bool = False
-    gamma: float = 0.99
-    gae_lambda: float = 1.0
     ppo_epochs: int = 5  # optimiser steps on the clipped surrogate per meta-iteration
     clip_ratio: float = 0.2
-    init_std: float = 1.0
-    batching: str = "auto"
 
     def check(self, prefix: str) -> None:
-        positive(f"{prefix}.inner_lr", self.inner_lr)
-        at_least(f"{prefix}.inner_steps", self.inner_steps, 1)
-        at_least(f"{prefix}.eval_inner_steps", self.eval_inner_steps, 0)
-        check_discounting(prefix, self.gamma, self.gae_lambda)
+        super().check(prefix)
         at_least(f"{prefix}.ppo_epochs", self.ppo_epochs, 1)
         if not 0 < self.clip_ratio < 1:
             raise ConfigError(f"{prefix}.clip_ratio={self.clip_ratio} is invalid: must be in (0, 1)")
-        positive(f"{prefix}.init_std", self.init_std)
-        resolve_batching(self.batching, "transductive", prefix)

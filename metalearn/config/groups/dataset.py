@@ -98,6 +98,7 @@ class Navigation2DConfig(Schema):
     goal_low: float = -0.5  # goals ~ U[goal_low, goal_high]^2 (Finn et al. 2017)
     goal_high: float = 0.5
     action_limit: float = 0.1  # each action coordinate is clipped to [-action_limit, action_limit]
+    action_scale: float = 1.0  # actions are multiplied by it before the clipping (MAML-RL's rllab code: 0.1)
     horizon: int = 100  # steps per trajectory
     reward: str = "distance"  # distance (the MAML-RL code, whose returns are published) | squared_distance
 
@@ -107,9 +108,24 @@ class Navigation2DConfig(Schema):
                 f"{prefix}.goal_low={self.goal_low} is invalid: must be below {prefix}.goal_high={self.goal_high}"
             )
         positive(f"{prefix}.action_limit", self.action_limit)
+        positive(f"{prefix}.action_scale", self.action_scale)
         at_least(f"{prefix}.horizon", self.horizon, 1)
         at_most(f"{prefix}.horizon", self.horizon, 100_000)
         one_of(f"{prefix}.reward", self.reward, NAVIGATION_REWARDS)
+
+
+@dataclass
+class BanditConfig(Schema):
+    _target_: str = "metalearn.data.bandit.Bandit"
+    REINFORCEMENT: ClassVar[bool] = True  # of reinforcement learning (validate._check_reinforcement)
+    arms: int = 5  # Bernoulli arms per bandit, probabilities ~ U[0, 1] per task (Duan et al. 2016)
+    horizon: int = 10  # pulls per trajectory
+
+    def check(self, prefix: str) -> None:
+        at_least(f"{prefix}.arms", self.arms, 2)
+        at_most(f"{prefix}.arms", self.arms, 10_000)
+        at_least(f"{prefix}.horizon", self.horizon, 1)
+        at_most(f"{prefix}.horizon", self.horizon, 100_000)
 
 
 @dataclass

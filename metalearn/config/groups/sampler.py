@@ -68,6 +68,7 @@ class TaskSamplerConfig(Schema):
     REINFORCEMENT: ClassVar[bool] = True  # of reinforcement learning (validate._check_reinforcement)
     tasks_per_batch: int = 20  # tasks per meta-batch (MAML's 2D navigation: 20)
     trajectories: int = 20  # trajectories per task for each adaptation step and for the outer loss
+    eval_trajectories: Optional[int] = None  # per adaptation step in evaluation (Finn et al.: 40); None: trajectories
     val_tasks: int = 40  # fixed validation tasks, used to keep the best checkpoint
     test_tasks: int = 100  # fixed test tasks
     eval_batch_size: int = 50  # tasks evaluated at once (memory only, not results)
@@ -79,6 +80,9 @@ class TaskSamplerConfig(Schema):
             at_least(f"{prefix}.{key}", getattr(self, key), 1)
         for key in ("tasks_per_batch", "trajectories", "eval_batch_size"):
             at_most(f"{prefix}.{key}", getattr(self, key), 100_000)
+        if self.eval_trajectories is not None:
+            at_least(f"{prefix}.eval_trajectories", self.eval_trajectories, 1)
+            at_most(f"{prefix}.eval_trajectories", self.eval_trajectories, 100_000)
         for key in ("val_tasks", "test_tasks"):
             at_most(f"{prefix}.{key}", getattr(self, key), 1_000_000, "the fixed tasks are drawn up front")
         for key in ("seed", "eval_seed"):
