@@ -1,9 +1,11 @@
-"""Meta-RL speed: environment steps per second of the vectorised navigation2d, and the time of a MAML-TRPO
-meta-iteration of the navigation experiment (20 tasks x 20 trajectories x 100 steps) split into its parts, next to
-the fp32 matmul peak measured in the same run.
+"""Meta-RL speed: environment steps per second of the vectorised navigation2d and bandits (and of Meta-World ML1
+in a gymnasium vector env, with --metaworld), and the time of a MAML-TRPO meta-iteration of the navigation
+experiment (20 tasks x 20 trajectories x 100 steps) split into its parts, next to the fp32 matmul peak measured in
+the same run.
 
   python scripts/bench_rl.py                       # batching=auto (vmap for the MLP policy)
   python scripts/bench_rl.py --batching loop --iterations 3
+  python scripts/bench_rl.py --metaworld           # needs pip install "metalearn[metaworld]"
 """
 
 from __future__ import annotations
@@ -20,18 +22,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_algorithms import matmul_peak_gflops  # noqa: E402
 
 
-def env_steps_per_second(tasks: int, trajectories: int, repeats: int = 5) -> float:
+def env_steps_per_second(env: object, tasks: int, trajectories: int, repeats: int = 5) -> float:
     """Steps of tasks x trajectories agents (one horizon each) per second, random actions, no policy."""
-    from metalearn.data.navigation import Navigation2D
-
-    env = Navigation2D()
     gen = torch.Generator().manual_seed(0)
     goals = env.sample_tasks(tasks, gen)
-    actions = torch.randn(env.horizon, tasks, trajectories, 2, generator=gen) * 0.1
+    noise = torch.randn(env.horizon, tasks, trajectories, env.action_dim, generator=gen)
+    if getattr(env, "actions", "continuous") == "discrete":
+        actions = torch.nn.functional.one_hot(noise.argmax(-1), env.action_dim).float()
+    else:
+        actions = noise.clamp(-1, 1) * 0.1
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
-        state, done = env.reset(goals, trajectories)
+        state, done = env.reset(goals, trajectories, torch.arange(tasks))
         for t in range(env.horizon):
             state, _, done = env.step(state, actions[t], goals, done)
         best = min(best, time.perf_counter() - start)
@@ -75,9 +78,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batching", default="auto", choices=("auto", "vmap", "loop", "threads"))
     parser.add_argument("--iterations", type=int, default=5, help="timed meta-iterations (after one warm-up)")
+    parser.add_argument("--metaworld", action="store_true", help="also step Meta-World ML1 reach-v3 (CPU, MuJoCo)")
     args = parser.parse_args()
+    from metalearn.data.bandit import Bandit
+    from metalearn.data.navigation import Navigation2D
+
     peak_before = matmul_peak_gflops(torch.device("cpu"))
-    steps = {shape: env_steps_per_second(*shape) for shape in ((20, 20), (100, 100))}
+    steps = {}
+    for tasks, trajectories in ((20, 20), (100, 100)):
+        steps[f"navigation2d, {tasks} tasks x {trajectories} trajectories"] = env_steps_per_second(
+            Navigation2D(), tasks, trajectories
+        )
+    steps["bandit (5 arms, 10 pulls), 20 tasks x 10 trajectories"] = env_steps_per_second(Bandit(), 20, 10)
+    if args.metaworld:
+        from metalearn.data.gym_family import GymTaskFamily
+
+        family = GymTaskFamily("metalearn.data.metaworld_family:ml1", horizon=100)
+        steps["metaworld_ml1 reach-v3 (gymnasium SyncVectorEnv), 4 tasks x 5 trajectories"] = env_steps_per_second(
+            family, 4, 5, repeats=2
+        )
     parts = meta_iteration(args.batching, args.iterations)
     peak_after = matmul_peak_gflops(torch.device("cpu"))
     print(
@@ -85,8 +104,8 @@ def main() -> None:
         f"{peak_before:.0f} GFLOP/s before, {peak_after:.0f} after"
     )
     print("| what | figure |\n|---|---:|")
-    for (tasks, trajectories), rate in steps.items():
-        print(f"| navigation2d, {tasks} tasks x {trajectories} trajectories, random actions | {rate:,.0f} steps/s |")
+    for name, rate in steps.items():
+        print(f"| {name}, random actions | {rate:,.0f} steps/s |")
     for name, seconds in parts.items():
         print(f"| MAML-TRPO navigation experiment, {name} | {seconds:.2f} s |")
 

@@ -18,6 +18,7 @@ from metalearn.errors import ConfigError
 from metalearn.models.mlp import MLP
 from metalearn.sampling.tasks import TaskSampler
 from metalearn.training.evaluator import evaluate
+from tests.support import Identity
 
 
 def tiny(batching: str = "loop", **kwargs) -> tuple[MAMLTRPO, TaskSampler]:
@@ -68,6 +69,41 @@ def test_hessian_vector_products_of_the_kl_through_the_inner_step_match_finite_d
             for p, o in zip(params, origin):
                 p.copy_(o)
         torch.testing.assert_close(product, (columns[0] - columns[1]) / (2 * eps), rtol=1e-5, atol=1e-7)
+
+
+def test_hessian_vector_products_equal_columns_of_autograds_full_hessian_on_a_tiny_policy():
+    """The same curvature on a policy small enough to form its whole Hessian (a linear Gaussian policy, 8
+    parameters): torch.autograd.functional.hessian of the mean KL as a function of the flat parameters, through the
+    second-order inner step, against the Pearlmutter products H e_i (float64)."""
+    torch.manual_seed(0)
+    learner = MAMLTRPO(Identity(2), "reinforcement", 2, batching="loop").double()
+    sampler = TaskSampler(Navigation2D(horizon=4), tasks_per_batch=2, trajectories=3)
+    batch = sampler.train_batch()
+    batch.params = batch.params.double()
+    learner.meta_loss(batch)
+    collected = learner._collected
+    collected.before.observations = collected.before.observations.double()
+    theta = learner.theta()
+    shapes = {n: p.shape for n, p in theta.items()}
+    params = list(theta.values())  # the learner's parameters, in the order kl_of flattens them
+    assert {id(p) for p in params} == {id(p) for p in learner.parameters()}
+    hvp = hessian_vector_product(learner.loss_and_kl(collected, True)[1], params, damping=0.0)
+
+    def kl_of(vector: torch.Tensor) -> torch.Tensor:
+        pieces, offset = {}, 0
+        for name, shape in shapes.items():
+            pieces[name] = vector[offset : offset + shape.numel()].view(shape)
+            offset += shape.numel()
+        learner.theta = lambda detach=False: pieces  # the policy at `vector`, for this call
+        try:
+            return learner.loss_and_kl(collected, True)[1]
+        finally:
+            del learner.theta
+
+    full = torch.autograd.functional.hessian(kl_of, flat(list(theta.values())).detach())
+    assert full.shape == (8, 8) and full.abs().max() > 1e-2  # the Fisher information at the old policy, not zero
+    for i, column in enumerate(torch.eye(8, dtype=torch.float64)):
+        torch.testing.assert_close(hvp(column), full[:, i], rtol=1e-8, atol=1e-10)
 
 
 def test_vmap_and_loop_give_the_same_rollouts_and_outer_gradient():
