@@ -74,6 +74,13 @@ def pick_arm() -> PickArm:
     return PickArm()
 
 
+def switches() -> PickArm:
+    """PickArm with an action space no policy here has: several binary switches."""
+    env = PickArm()
+    env.action_space = gym.spaces.MultiBinary(3)
+    return env
+
+
 def test_adapter_takes_discrete_action_spaces_with_a_categorical_policy():
     family = GymTaskFamily(f"{__name__}:pick_arm", horizon=2)
     assert family.actions == "discrete" and family.action_dim == 3
@@ -127,6 +134,8 @@ def test_adapter_errors_name_the_fix(monkeypatch):
         GymTaskFamily("no_such_package.module:env")
     with pytest.raises(ConfigError, match="gymnasium cannot make it"):
         GymTaskFamily("NoSuchEnvironment-v9")
+    with pytest.raises(ConfigError, match="has a MultiBinary action space; task families take Box"):
+        GymTaskFamily(f"{__name__}:switches")
     real = importlib.import_module
 
     def without_gymnasium(name, *args):
