@@ -45,7 +45,7 @@ class MAMLTRPO(MetaLearner):
     optimiser step (`outer_update`). Evaluation: the papers' protocol, the average return of fresh trajectories after
     0, 1, ..., `eval_inner_steps` policy-gradient steps, each step taken on the trajectories of the one before.
 
-    The policy: the backbone (MAML: an MLP of two hidden layers of 100 tanh units) with a linear layer for the action
+    The policy: the backbone (MAML: an MLP of two hidden layers of 100 ReLU units) with a linear layer for the action
     means and a learned log standard deviation per action dimension; the inner loop adapts all of it. For a family of
     discrete actions (`family.actions == "discrete"`, e.g. bandits) the linear layer gives the logits of a
     categorical policy instead. Where the family scores actions by their regret (`family.regret`), the regret is
