@@ -80,11 +80,13 @@ def one_message(exc: Exception) -> str:
     return str(cause) if isinstance(cause, MetalearnError) else hydra_message(exc)
 
 
-def main() -> None:
+def main() -> int:
+    """The `metalearn` command; its exit status (the console script and `python -m metalearn` exit with it).
+    Errors before the run starts end the process through messages.fail, with status 2."""
     if sys.argv[1:2] == ["report"]:  # `metalearn report DIR ...`: tables and figures of finished runs
         from metalearn.report import main as report
 
-        sys.exit(report(sys.argv[2:]))
+        return report(sys.argv[2:])
     CHOSEN.clear()
     TRIAL_DIRS.clear()
     argv = sys.argv[1:]
@@ -106,7 +108,7 @@ def main() -> None:
             from metalearn.cli.help import help_page
 
             print(help_page(overrides, config_name, config_dirs(flags), "--resolve" in flags))
-            return
+            return 0
         cfg = None
         if not PRINT_ONLY & set(flags) and "--config-name" not in flags and "-cn" not in flags:
             cfg = check_before_running(flags, overrides, config_name)
@@ -127,8 +129,7 @@ def main() -> None:
         if full_errors():
             raise
         print("Interrupted by SIGINT before the run started; nothing was written", file=sys.stderr, flush=True)
-        sys.exit(130)
+        return 130
     from metalearn.sweep import sweep_failures
 
-    if sweep_failures():  # the sweep went on past them; its summary has listed them
-        sys.exit(1)
+    return 1 if sweep_failures() else 0  # a sweep goes on past failed jobs; its summary has listed them

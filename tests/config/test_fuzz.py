@@ -105,9 +105,9 @@ def _run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.Capture
     """'accepted' or 'rejected'; fails the test on anything else."""
     run_dir = tmp_path / f"ex{next(_counter)}"
     monkeypatch.setattr(sys, "argv", ["metalearn", *BASE, *overrides, f"hydra.run.dir={run_dir}"])
-    code: object = 0
+    code: object
     try:
-        cli.main()
+        code = cli.main()  # the exit status, or SystemExit for an error before the run
     except SystemExit as stop:
         code = stop.code
     err = capsys.readouterr().err
