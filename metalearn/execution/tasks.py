@@ -10,9 +10,10 @@ second-order graph is ever built (the pitfall of computing create_graph=True and
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -28,7 +29,26 @@ TaskFn = Callable[..., Sequence[Tensor]]
 # whether the per-task function runs under torch.func.vmap, where torch.autograd.grad cannot be used
 _FUNCTIONAL: ContextVar[bool] = ContextVar("metalearn_functional", default=False)
 
-__all__ = ["TaskGradients", "call_module", "inner_grads", "map_fields", "map_task_gradients", "map_tasks"]
+__all__ = [
+    "TaskGradients",
+    "call_module",
+    "functional_gradients",
+    "inner_grads",
+    "map_fields",
+    "map_task_gradients",
+    "map_tasks",
+]
+
+
+@contextmanager
+def functional_gradients() -> Iterator[None]:
+    """While active, `inner_grads` differentiates through torch.func.grad instead of torch.autograd: what
+    torch.func.vmap requires, and what lets torch.compile trace a second-order inner step as one graph."""
+    token = _FUNCTIONAL.set(True)
+    try:
+        yield
+    finally:
+        _FUNCTIONAL.reset(token)
 
 
 def inner_grads(loss_fn: Callable[[Params], Tensor], params: Params, second_order: bool) -> Params:
@@ -53,12 +73,8 @@ def _per_task(
     fn: TaskFn, fields: Sequence[Tensor], path: str, root: nn.Module
 ) -> list[Sequence[Tensor]] | tuple[Tensor, ...]:
     if path == "vmap":
-        token = _FUNCTIONAL.set(True)
-        try:
-            with BatchStatsNorm():
-                return tuple(compiled.vmap(fn, getattr(root, "compile_backend", None))(*fields))
-        finally:
-            _FUNCTIONAL.reset(token)
+        with functional_gradients(), BatchStatsNorm():
+            return tuple(compiled.vmap(fn, getattr(root, "compile_backend", None))(*fields))
     if path == "threads":
         return threads.map_threads(fn, fields, root)
     if path != "loop":
