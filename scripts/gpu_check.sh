@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The CUDA checks, in one short script for a GPU machine: the CLI on device=cuda and device=auto
 # (train, then mode=eval of the checkpoint on the GPU), the default experiment end to end, and the
-# vmap-vs-loop task batching benchmark, bf16 / fp16 / torch.compile / channels-last for MAML. Run from the
+# vmap-vs-loop task batching benchmark, bf16 / fp16 / torch.compile / channels-last for MAML, and MAML on Omniglot
+# step by step toward 20 ms per meta-iteration (scripts/bench_gpu_maml.py). Run from the
 # repository root:
 #   bash scripts/gpu_check.sh
 # Needs torch with CUDA plus hydra-core/omegaconf (on PYTHONPATH or installed).
@@ -67,3 +68,7 @@ section "device.precision=bf16 and device.compile=true through the CLI (maml, vm
 
 section "precision x compile x memory format: MAML on Omniglot shapes, meta-batch 32 (time, peak memory, numerics)"
 "$py" scripts/bench_precision.py --device cuda --compile --numerics
+
+section "MAML on Omniglot 5-way 1-shot, meta-batch 32, step by step (eager, no-sync, bf16, compile, CUDA graph)"
+# OMNIGLOT_ROOT: a folder holding Omniglot's zips (glyphs stand in without it); TRAIN_ITERATIONS: then train that long
+"$py" scripts/bench_gpu_maml.py ${OMNIGLOT_ROOT:+--omniglot-root "$OMNIGLOT_ROOT"} --train-iterations "${TRAIN_ITERATIONS:-0}"
