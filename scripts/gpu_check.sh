@@ -3,8 +3,9 @@
 # (train, then mode=eval of the checkpoint on the GPU), the default experiment end to end, and the
 # vmap-vs-loop task batching benchmark, bf16 / fp16 / torch.compile / channels-last for MAML, and MAML on Omniglot
 # step by step toward 20 ms per meta-iteration (scripts/bench_gpu_maml.py). Run from the
-# repository root:
-#   bash scripts/gpu_check.sh
+# repository root, all groups or those named (each section prints the seconds it took):
+#   bash scripts/gpu_check.sh                     # cli batching precision maml
+#   bash scripts/gpu_check.sh maml precision      # only these groups
 # Needs torch with CUDA plus hydra-core/omegaconf (on PYTHONPATH or installed).
 set -uo pipefail
 export PYTHONPATH="$PWD${EXTRA_PYTHONPATH:+:$EXTRA_PYTHONPATH}${PYTHONPATH:+:$PYTHONPATH}"
@@ -14,12 +15,16 @@ work="$(mktemp -d)"
 py="${PYTHON:-python3}"
 small="dataset.train_classes=200 dataset.val_classes=50 dataset.test_classes=100 sampler.val_episodes=50 trainer.progress=false"
 
-section() { printf '\n=== %s ===\n' "$1"; }
+groups="${*:-cli batching precision maml}"
+wants() { [[ " $groups " == *" $1 "* ]]; }
+SECONDS=0
+section() { printf '\n=== %s === (%d s so far)\n' "$1" "$SECONDS"; }
 summary() { "$py" -c "import json,sys; r=json.load(open(sys.argv[1])); print({k: r.get(k) for k in ('summary','device','wall_time_s','algorithm')})" "$1/results.json"; }
 
 section "device"
 "$py" -c "import torch; print('torch', torch.__version__, '|', torch.cuda.get_device_name(0))"
 
+if wants cli; then
 section "protonet, device=cuda, 300 iterations"
 "$py" -m metalearn device=cuda $small trainer.iterations=300 hydra.run.dir="$work/cuda" && summary "$work/cuda"
 
@@ -58,17 +63,26 @@ diff = (grads["loop"] - grads["vmap"]).abs().max().item()
 print(f"max |grad_loop - grad_vmap| = {diff:.3e} (largest |grad| {grads['loop'].abs().max().item():.3e})")
 PY
 
-if [ -f scripts/bench_gpu_batching.py ]; then
+fi
+
+if wants batching; then
   section "vmap vs loop task batching"
   "$py" scripts/bench_gpu_batching.py
 fi
+
+if wants precision; then
 
 section "device.precision=bf16 and device.compile=true through the CLI (maml, vmap, 20 iterations)"
 "$py" -m metalearn device=cuda algorithm=maml device.precision=bf16 device.compile=true sampler.tasks_per_batch=8 $small trainer.iterations=20 hydra.run.dir="$work/bf16" && summary "$work/bf16"
 
 section "precision x compile x memory format: MAML on Omniglot shapes, meta-batch 32 (time, peak memory, numerics)"
 "$py" scripts/bench_precision.py --device cuda --compile --numerics
+fi
 
-section "MAML on Omniglot 5-way 1-shot, meta-batch 32, step by step (eager, no-sync, bf16, compile, CUDA graph)"
-# OMNIGLOT_ROOT: a folder holding Omniglot's zips (glyphs stand in without it); TRAIN_ITERATIONS: then train that long
-"$py" scripts/bench_gpu_maml.py ${OMNIGLOT_ROOT:+--omniglot-root "$OMNIGLOT_ROOT"} --train-iterations "${TRAIN_ITERATIONS:-0}"
+if wants maml; then
+  section "MAML on Omniglot 5-way 1-shot, meta-batch 32, step by step (eager, no-sync, bf16, compile, CUDA graph)"
+  # OMNIGLOT_ROOT: a folder holding Omniglot's zips (glyphs stand in without it); TRAIN_ITERATIONS: then train so long
+  "$py" scripts/bench_gpu_maml.py ${OMNIGLOT_ROOT:+--omniglot-root "$OMNIGLOT_ROOT"} \
+    --train-iterations "${TRAIN_ITERATIONS:-0}"
+fi
+section "done"
