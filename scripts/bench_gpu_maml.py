@@ -99,8 +99,11 @@ def graph_step(parts, precision: str) -> Callable[[], None]:
     learner.step_metrics = lambda *args: {}  # no host synchronisation may happen while capturing
     static = sampler.train_batch()
 
+    # autocast's cache of cast weights must not outlive a capture (torch's CUDA graph notes): no cache
+    cast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16", cache_enabled=False)
+
     def body() -> None:
-        with autocast(device, precision):
+        with cast:
             out = learner.meta_loss(static)
         out.loss.backward()
         optimizer.step()
