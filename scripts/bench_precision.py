@@ -3,11 +3,11 @@ memory, and how far each setting's meta-gradient is from the float64 one.
 
 Shapes: Conv4 with 64 channels on 28x28x1, 5-way 1-shot, 15 queries per class, --tasks tasks per meta-batch (32 in
 the MAML paper), inner lr 0.4, batching=vmap on CUDA (auto's choice there) and --batching on the CPU. Random images:
-the arithmetic, not the data, is measured. Settings: fp32, bf16 and (CUDA only) fp16, each eager and, with
---compile, through torch.compile (its first call, the compilation, is reported apart). Time: the median of
---iterations meta-iterations (forward, inner loop, meta-gradient) after two warm-up ones. Peak memory: CUDA's
-max_memory_allocated during the timed iterations; on the CPU, not reported (the process's peak resident size
-does not fall between settings).
+the arithmetic, not the data, is measured. Settings: fp32, bf16 and (CUDA only) fp16 eager, on CUDA in both memory
+formats, and with --compile fp32 and bf16 through torch.compile (its first call, the compilation, reported apart).
+Time: the median of --iterations meta-iterations (forward, inner loop, meta-gradient) after two warm-up ones.
+Peak memory: CUDA's max_memory_allocated during the timed iterations; on the CPU, not reported (the process's
+peak resident size does not fall between settings).
 
 Numerics (--numerics): the relative distance ||g - g64|| / ||g64|| of each setting's meta-gradient from the float64
 one on the same meta-batch, for 1 and 5 inner steps, beside the distance of the first-order gradient (what
@@ -81,7 +81,9 @@ def timing(args: argparse.Namespace, device: torch.device, batching: str) -> Non
     formats = ["auto", "channels_last"] if device.type == "cuda" else ["auto"]
     print("| precision | compile | memory format | first call | per meta-iteration | peak memory |")
     print("|---|---|---|---|---|---|")
-    settings = [(c, p, f) for c in ([False, True] if args.compile else [False]) for p in precisions for f in formats]
+    settings = [(False, p, f) for p in precisions for f in formats]
+    # compiled: fp32 and bf16 in the default layout (each compilation takes a minute or more)
+    settings += [(True, p, "auto") for p in ("fp32", "bf16")] if args.compile else []
     for compile_, precision, memory_format in settings:
         torch._dynamo.reset()
         model, data = learner(device, batching, memory_format=memory_format), batch(args.tasks, device)
