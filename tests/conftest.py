@@ -12,6 +12,13 @@ import pytest
 from tests.support import OMNIGLOT_DIR, TINY, run_cli, run_inprocess
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`-n auto` (pyproject's addopts): a worker per core, at most four: each worker holds torch and starts CLI runs
+    of its own, so on a many-core machine more would cost memory before they saved time."""
+    chosen = os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS")
+    return int(chosen) if chosen else max(1, min(4, os.cpu_count() or 1))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _data_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Every test (and every CLI subprocess) caches built data in one temporary folder."""
