@@ -22,6 +22,16 @@ class RunDirError(MetalearnError):
     recorded in it, not even the failure."""
 
 
+class RunEnded(BaseException):
+    """Ends a run from inside Hydra's job, its message already said, with `exit_code`, which the `metalearn` entry
+    point returns. A BaseException, as SystemExit is: Hydra's job runner passes it on (it catches Exception, to
+    print a traceback), and a sweep's launcher stops, as it must on SIGINT or SIGTERM."""
+
+    def __init__(self, exit_code: int) -> None:
+        super().__init__(exit_code)  # the code is the argument: pickled with it from a launcher's worker process
+        self.exit_code = exit_code
+
+
 def one_line(exc: Exception) -> tuple[str, int]:
     """The one-line message and exit code for an error: ours (2), the file system's (2), or a bug (1)."""
     if isinstance(exc, MetalearnError):

@@ -28,7 +28,7 @@ from metalearn.cli.messages import fail, full_errors, hydra_message
 from metalearn.cli.processes import fail_together, start_processes
 from metalearn.cli.resolvers import CHOSEN, PENDING, TRIAL_DIRS
 from metalearn.cli.run_directory import take_run_dir
-from metalearn.errors import MetalearnError
+from metalearn.errors import MetalearnError, RunEnded
 from metalearn.launch import launch_from_env
 
 __all__ = ["compose_config", "config_dir", "main", "prepare"]
@@ -125,6 +125,8 @@ def main() -> int:
     app = eval_app if config_name == "eval" else train_app
     try:
         app()
+    except RunEnded as ended:  # a run that failed or was stopped, its message said
+        return ended.exit_code
     except KeyboardInterrupt:  # Ctrl-C before the run's own handlers are in place (start-up, composition)
         if full_errors():
             raise

@@ -13,15 +13,16 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from metalearn.cli.messages import full_errors
-from metalearn.errors import one_line
+from metalearn.errors import RunEnded, one_line
 
 
 def job(cfg: DictConfig) -> float | None:
     """One run inside Hydra's job. Returns what a sweeper optimises: the best validation metric (the test metric
     in mode=eval). A failure is one `Error:` line on stderr, in metalearn.log and in the run's failed.json; a single
-    run then exits with its code, while a job of a sweep returns None so the sweep goes on (metalearn.sweep says
-    which jobs failed at the end; Optuna's sweeper records a FAIL trial, where NaN would end its search with a
-    traceback). SIGINT / SIGTERM stop a sweep too, after the job's checkpoint."""
+    run then ends with its code (RunEnded, which the entry point returns), while a job of a sweep returns None so
+    the sweep goes on (metalearn.sweep says which jobs failed at the end; Optuna's sweeper records a FAIL trial,
+    where NaN would end its search with a traceback). SIGINT / SIGTERM stop a sweep too (RunEnded), after the job's
+    checkpoint."""
     from hydra.types import RunMode
 
     from metalearn.cli.processes import collective_timeout
@@ -57,7 +58,7 @@ def job(cfg: DictConfig) -> float | None:
             print(message, file=sys.stderr, flush=True)
             logging.getLogger("metalearn.file").error(message)
         ranks.end_together(exc)
-        sys.exit(exc.exit_code)
+        raise RunEnded(exc.exit_code) from None
     except Exception as exc:
         stated = ranks.collective_failure(exc, timeout_s)  # "" unless a collective failed
         if getattr(exc, "quiet", False) or stated is None:  # another process failed and says why
@@ -65,7 +66,7 @@ def job(cfg: DictConfig) -> float | None:
             if full_errors():
                 raise
             if hydra_cfg.mode != RunMode.MULTIRUN:
-                sys.exit(1)
+                raise RunEnded(1) from None
             return None  # as any failed job of a sweep: the sweep goes on
         message, code = (stated, 1) if stated else one_line(exc)
         if ranks.rank() > 0 and not stated:  # a failure of one process other than rank 0: say which
@@ -78,7 +79,7 @@ def job(cfg: DictConfig) -> float | None:
         logging.getLogger("metalearn.file").error(message)
         ranks.end_together(exc)
         if hydra_cfg.mode != RunMode.MULTIRUN:
-            sys.exit(code)
+            raise RunEnded(code) from None
         return None  # a failed trial to a sweeper; the next job runs
     primary = ranks.is_primary()
     if joined:
