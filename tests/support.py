@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from metalearn.algorithms.base import MetaLearner
-from metalearn.cli import compose_config
+from metalearn.cli import compose_config, main
 from metalearn.data.class_store import SplitData
 from metalearn.data.glyphs import load_glyphs
 from metalearn.sampling.sampler import EpisodeSampler
@@ -60,6 +60,15 @@ def run_cli(
         text=True,
         timeout=timeout,
     )
+
+
+def main_status() -> object:
+    """metalearn's entry point in this process, on sys.argv: its exit status, returned by a run or carried by the
+    SystemExit that ends an error before the run."""
+    try:
+        return main()
+    except SystemExit as stop:
+        return stop.code
 
 
 def run_inprocess(run_dir: Path, *overrides: str) -> dict[str, Any]:

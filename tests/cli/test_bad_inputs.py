@@ -15,8 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
-from metalearn import cli
-from tests.support import TINY, run_cli
+from tests.support import TINY, main_status, run_cli
 
 NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
 
@@ -82,11 +81,7 @@ BAD_CONFIG = [
 def call_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str]:
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
     monkeypatch.setattr(sys, "argv", ["metalearn", *args])
-    try:
-        code = cli.main()  # a run's exit status; an error before the run ends through SystemExit
-    except SystemExit as stop:
-        code = stop.code
-    return code, capsys.readouterr().err
+    return main_status(), capsys.readouterr().err
 
 
 def assert_one_clean_line(code: int, err: str, fragment: str, listing: bool = False) -> None:

@@ -19,8 +19,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from metalearn import cli
-from tests.support import TINY
+from tests.support import TINY, main_status
 
 BASE = [*TINY, "trainer.iterations=1", "sampler.val_episodes=2", "sampler.test_episodes=2"]
 
@@ -105,11 +104,7 @@ def _run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.Capture
     """'accepted' or 'rejected'; fails the test on anything else."""
     run_dir = tmp_path / f"ex{next(_counter)}"
     monkeypatch.setattr(sys, "argv", ["metalearn", *BASE, *overrides, f"hydra.run.dir={run_dir}"])
-    code: object
-    try:
-        code = cli.main()  # the exit status, or SystemExit for an error before the run
-    except SystemExit as stop:
-        code = stop.code
+    code = main_status()
     err = capsys.readouterr().err
     assert "Traceback" not in err, (overrides, err)
     if code == 0:
